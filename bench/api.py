@@ -1,0 +1,166 @@
+"""The plugin contract: the only module a method plugin needs to import.
+
+A method is a subclass of :class:`Method`, registered under the entry-point group
+``pgpis_bench.methods`` (``name = "package.module:Class"``). The engine builds it with
+:meth:`Method.from_config`, asks it which inputs it needs (:attr:`Method.inputs`), feeds it
+:class:`PairBatch` objects and saves what :meth:`Method.generate` returns.
+
+Conventions shared by every method:
+- images are float tensors in [0, 1], shape (B, 3, H, W), RGB;
+- keypoints are (B, 18, 2) float tensors of (y, x) in OpenPose COCO-18 order, in the frame
+  given by ``PairBatch.keypoint_frame`` (DeepFashion annotations: 256x176, H x W); a missing
+  point is (-1, -1);
+- randomness comes only from the per-pair generators passed to ``generate`` (one per pair,
+  seeded from (global seed, pair id)), so outputs do not depend on batching or sharding.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+
+# Pose-map kinds the engine can build for a method (see bench.data.posemaps):
+#  "heatmaps18": 18 Gaussian heatmaps (sigma 6, as GFLA/DPTN/CFLD);
+#  "skeleton3":  3-channel RGB skeleton of the 17 CFLD bones, /255;
+#  "cfld21":     skeleton3 followed by heatmaps18, exactly as the official CFLD dataset code.
+PoseMapKind = Literal["heatmaps18", "skeleton3", "cfld21"]
+
+# The DeepFashion annotation frame (H, W) in which the split's keypoints are given.
+ANNOTATION_FRAME: tuple[int, int] = (256, 176)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a method wants the engine to load for each pair.
+
+    ``image_size`` (H, W) is the size of ``PairBatch.source_image`` (and of ``target_image``
+    in training), resized from the dataset image with bicubic + antialias, aspect not kept
+    (the CFLD convention). ``pose_size`` and ``pose_kind`` select the pose maps; ``None``
+    means the method only needs keypoints.
+    """
+
+    image_size: tuple[int, int] = (256, 176)
+    pose_kind: PoseMapKind | None = None
+    pose_size: tuple[int, int] | None = None
+    with_target_image: bool = False  # training needs the target; generation never does
+
+
+@dataclass
+class PairBatch:
+    """A batch of (source -> target pose) pairs.
+
+    ``pair_ids`` are ``<from-stem>_2_<to-stem>``, the file stems the engine writes.
+    Fields a method did not ask for are ``None``.
+    """
+
+    pair_ids: list[str]
+    source_names: list[str]
+    target_names: list[str]
+    source_image: torch.Tensor  # (B,3,H,W) in [0,1]
+    source_keypoints: torch.Tensor  # (B,18,2) (y,x) in keypoint_frame, -1 missing
+    target_keypoints: torch.Tensor  # (B,18,2)
+    keypoint_frame: tuple[int, int] = ANNOTATION_FRAME
+    source_pose: torch.Tensor | None = None  # (B,C,h,w) pose maps of the source keypoints
+    target_pose: torch.Tensor | None = None  # (B,C,h,w) pose maps of the target keypoints
+    target_image: torch.Tensor | None = None  # (B,3,H,W), training only
+
+    def __len__(self) -> int:
+        return len(self.pair_ids)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PairBatch:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            t = t.to(device)
+            return t.to(dtype) if dtype is not None and t.is_floating_point() else t
+
+        return PairBatch(
+            pair_ids=self.pair_ids,
+            source_names=self.source_names,
+            target_names=self.target_names,
+            source_image=move(self.source_image),
+            source_keypoints=self.source_keypoints.to(device),
+            target_keypoints=self.target_keypoints.to(device),
+            keypoint_frame=self.keypoint_frame,
+            source_pose=move(self.source_pose),
+            target_pose=move(self.target_pose),
+            target_image=move(self.target_image),
+        )
+
+
+@dataclass
+class MethodInfo:
+    """Facts about a method shown by ``pgpis methods`` and stored in every manifest."""
+
+    name: str
+    description: str
+    paper: str | None = None
+    trainable: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(abc.ABC):
+    """Base class of every pose-guided synthesis method.
+
+    Subclasses set :attr:`info`, may override :attr:`inputs`, and implement :meth:`generate`.
+    ``config`` is a plain dict (from ``params.yaml`` / ``--config``); ``checkpoint`` is a path
+    to the method's weights (file or folder) or ``None`` for methods without weights.
+    """
+
+    info: ClassVar[MethodInfo]
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config: dict[str, Any] = dict(config or {})
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Method:
+        """Build the method from its config and (optionally) its checkpoint."""
+        if checkpoint is not None:
+            raise ValueError(f"method {cls.info.name!r} takes no checkpoint, got {checkpoint!r}")
+        return cls(config)
+
+    @property
+    def inputs(self) -> InputSpec:
+        return InputSpec()
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that changes the output; written into the generation manifest.
+
+        An output folder made with different settings is refused rather than mixed.
+        """
+        return {"method": self.info.name, "config": self.config}
+
+    @abc.abstractmethod
+    def generate(self, batch: PairBatch, generator: list[torch.Generator]) -> torch.Tensor:
+        """Return (B, 3, H, W) images in [0, 1] for the batch's target poses.
+
+        ``generator`` holds one generator per pair; use it for every random draw. The engine
+        resizes the result to the requested output size (bicubic + antialias) when it differs,
+        then quantises to uint8 PNG.
+        """
+
+    def train(self, args: Any) -> None:  # pragma: no cover - optional
+        """Train the method (optional); ``args`` come from ``pgpis train``."""
+        raise NotImplementedError(f"method {self.info.name!r} cannot be trained")
+
+
+__all__ = [
+    "ANNOTATION_FRAME",
+    "InputSpec",
+    "Method",
+    "MethodInfo",
+    "PairBatch",
+    "PoseMapKind",
+]

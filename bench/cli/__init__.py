@@ -1,0 +1,1 @@
+"""The ``pgpis`` command line: one module per subcommand (see ``main.SUBCOMMANDS``)."""

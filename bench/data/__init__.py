@@ -1,0 +1,1 @@
+"""DeepFashion data layer: split files, image names, pose maps, the synthetic generator."""

@@ -1,0 +1,63 @@
+"""Atomic file output: every file the suite writes appears whole or not at all.
+
+Writers go to a temporary file in the destination folder and ``os.replace`` it into place, so a
+killed job never leaves a half-written PNG, JSON or checkpoint, and nothing the user had is lost
+before the new content is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success rename it onto ``dest``.
+
+    The temporary file keeps ``dest``'s suffix (so libraries that infer the format from the
+    extension, e.g. PIL or numpy, still work). On an exception the temporary file is removed
+    and ``dest`` is untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.", suffix=suffix if suffix is not None else dest.suffix, dir=dest.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes_atomic(dest: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(dest: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(dest, text.encode("utf-8"))
+
+
+def write_json_atomic(dest: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(dest, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def save_png_atomic(dest: str | os.PathLike, image: Any) -> None:
+    """Save a PIL image (or HxWx3 uint8 array) as PNG atomically."""
+    from PIL import Image
+    import numpy as np
+
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    with atomic_path(dest, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
