@@ -1,15 +1,80 @@
-"""Placeholder for `pgpis synth`; replaced by its implementation."""
+"""`pgpis synth`: write the embedded synthetic dataset in DeepFashion's on-disk format."""
 
 from __future__ import annotations
 
 import argparse
 
+DESCRIPTION = """\
+Write a complete synthetic dataset root in exactly DeepFashion's on-disk format
+(fasion-resize-{pairs,annotation}-{train,test}.csv, train.lst, test.lst, train_highres/,
+test_highres/) plus DATASET.json with the settings and counts. Persons are drawn at real
+DeepFashion test poses (datasets/poses/), each identity with its own skin, hair, clothing colours
+and patterns; pairs are all ordered pairs of an identity's images; train and test identities
+are disjoint. The files are byte-identical for the same settings. The folder is built aside and
+renamed into place; a folder made with other settings is refused, never mixed.
+"""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 256x176, got {text!r}") from None
+    return h, w
+
+
+def add_synth_arguments(p: argparse.ArgumentParser) -> None:
+    """The synthetic generator's options (shared by `pgpis synth` and `pgpis fetch synthetic`)."""
+    p.add_argument("--out", required=True, help="dataset root to create (e.g. datasets/synthetic)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument(
+        "--train-identities", type=int, default=40, help="persons in the train split (default: 40)"
+    )
+    p.add_argument("--test-identities", type=int, default=12, help="persons in the test split (default: 12)")
+    p.add_argument(
+        "--images-per-identity",
+        type=int,
+        default=4,
+        help="images (poses/views) per person; each person gives n*(n-1) pairs (default: 4)",
+    )
+    p.add_argument(
+        "--size", type=_size, default=(256, 176), metavar="HxW", help="image size (default: 256x176)"
+    )
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the images (default: 95)")
+    p.add_argument(
+        "--poses",
+        default=None,
+        help="annotation CSV to take real poses from (default: datasets/poses/fasion-resize-annotation-test.csv)",
+    )
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("synth", help="(not implemented yet)")
+    p = sub.add_parser(
+        "synth",
+        help="write the embedded synthetic dataset in DeepFashion's on-disk format",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_synth_arguments(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("pgpis synth: not implemented yet")
+    from bench.data.synth import DEFAULT_POSES, SynthSettings, synthesize
+
+    settings = SynthSettings(
+        seed=args.seed,
+        train_identities=args.train_identities,
+        test_identities=args.test_identities,
+        images_per_identity=args.images_per_identity,
+        size=tuple(args.size),
+        jpeg_quality=args.jpeg_quality,
+    )
+    info = synthesize(args.out, settings, args.poses or DEFAULT_POSES)
+    c = info["counts"]
+    print(
+        f"pgpis synth: wrote {args.out}: train {c['train']['images']} images / {c['train']['pairs']} pairs, "
+        f"test {c['test']['images']} images / {c['test']['pairs']} pairs (seed {settings.seed})"
+    )
+    return 0

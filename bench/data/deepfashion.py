@@ -1,0 +1,324 @@
+"""Readers for the standard DeepFashion pose-transfer split (PATN/DPTN/CFLD files).
+
+Formats are fixed by ``shared/reference/deepfashion.md`` §3-4:
+- pairs CSV: comma-separated, header ``from,to``, one flattened source and target name per row;
+- annotation CSV: ``:``-separated, header ``name:keypoints_y:keypoints_x``; each row holds the y
+  list then the x list, 18 ints each, -1 = missing, in the 256x176 frame;
+- ``train.lst``/``test.lst``: one flattened name per line.
+
+The parsers are hand-written rather than ``pandas.read_csv`` so that every malformed row can be
+reported with its file and line number (pandas would give a generic tokenizer error or silently
+produce NaN), and so that 100k rows still parse in well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bench.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where an image is loaded: synth/prepare/fetch never pay for it
+    import torch
+
+NUM_KEYPOINTS = 18
+FRAME: tuple[int, int] = (256, 176)  # the annotation frame (H, W); equals bench.api.ANNOTATION_FRAME
+PAIRS_HEADER = ("from", "to")
+ANNOTATION_HEADER = ("name", "keypoints_y", "keypoints_x")
+SPLITS = ("train", "test")
+
+# The inverse of the flattening rule (deepfashion.md §4); all 52,712 real names match it.
+FLAT_NAME_RE = re.compile(r"^fashion(MEN|WOMEN)([A-Za-z_]+)id(\d{8})(\d{2})_(\d+)([a-z]+)\.jpg$")
+_FILE_RE = re.compile(r"^(\d{2})_(\d+)_([a-z]+)\.jpg$")
+
+# Every failure to read a split file says where the files come from.
+_REMEDY = (
+    "get the split with `pgpis fetch deepfashion --out ROOT` (or make a synthetic one with `pgpis synth`)"
+)
+
+
+def pairs_file(root: str | os.PathLike, split: str) -> Path:
+    return Path(root) / f"fasion-resize-pairs-{split}.csv"
+
+
+def annotation_file(root: str | os.PathLike, split: str) -> Path:
+    return Path(root) / f"fasion-resize-annotation-{split}.csv"
+
+
+def list_file(root: str | os.PathLike, split: str) -> Path:
+    return Path(root) / f"{split}.lst"
+
+
+def image_dir(root: str | os.PathLike, split: str) -> Path:
+    return Path(root) / f"{split}_highres"
+
+
+def _read_lines(path: str | os.PathLike, what: str) -> list[str]:
+    """All lines of a text file without line endings (LF or CRLF); a clear error if unreadable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (spreadsheet export) is not part of the header
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found; {_REMEDY}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read {what} ({err}); replace the file with a fresh copy") from None
+    # Blank lines (a final newline, a trailing empty line) are tolerated by the callers, never data.
+    return text.splitlines()
+
+
+def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """Read a pairs CSV (header ``from,to``) into ``[(source, target), ...]`` in file order."""
+    path = Path(path)
+    lines = _read_lines(path, "pairs file")
+    if not lines or not lines[0].strip():
+        raise DataError(
+            f"{path}: the pairs file is empty (expected the header 'from,to' and one pair per row)"
+        )
+    header = tuple(field.strip() for field in lines[0].split(","))
+    if header != PAIRS_HEADER:
+        raise DataError(
+            f"{path}: line 1: expected the comma-separated header 'from,to', found {lines[0][:80]!r}; "
+            "a pairs file must be written like pandas.to_csv(index=False) with columns from,to"
+        )
+    pairs: list[tuple[str, str]] = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            raise DataError(
+                f"{path}: line {lineno}: expected 2 comma-separated names 'from,to', found {line[:120]!r}"
+            )
+        pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise DataError(f"{path}: the pairs file has a header but no pairs")
+    return pairs
+
+
+def _parse_int_list(text: str, path: Path, lineno: int, column: str) -> list[int]:
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        raise DataError(
+            f"{path}: line {lineno}: {column} must be a list like [y0, ..., y17], found {text[:60]!r}"
+        )
+    body = text[1:-1].strip()
+    try:
+        values = [int(v) for v in body.split(",")] if body else []
+    except ValueError:
+        raise DataError(
+            f"{path}: line {lineno}: {column} holds a value that is not an integer: {text[:120]!r}"
+        ) from None
+    if len(values) != NUM_KEYPOINTS:
+        raise DataError(
+            f"{path}: line {lineno}: {column} has {len(values)} values, expected {NUM_KEYPOINTS} "
+            "(one per OpenPose COCO-18 keypoint, -1 for missing)"
+        )
+    return values
+
+
+def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read an annotation CSV into ``{name: int32 array (18, 2) of (y, x)}``; -1 marks a missing point.
+
+    Both the original writer's form (``name: [..]: [..]``) and the unspaced form parse the same.
+    """
+    path = Path(path)
+    lines = _read_lines(path, "annotation file")
+    if not lines or not lines[0].strip():
+        raise DataError(
+            f"{path}: the annotation file is empty (expected the header 'name:keypoints_y:keypoints_x')"
+        )
+    header = tuple(field.strip() for field in lines[0].split(":"))
+    if header != ANNOTATION_HEADER:
+        raise DataError(
+            f"{path}: line 1: expected the ':'-separated header 'name:keypoints_y:keypoints_x', "
+            f"found {lines[0][:80]!r} (wrong separator or columns?)"
+        )
+    out: dict[str, np.ndarray] = {}
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split(":")
+        if len(fields) != 3:
+            raise DataError(
+                f"{path}: line {lineno}: expected 3 ':'-separated fields 'name:[y list]:[x list]', "
+                f"found {len(fields)}: {line[:120]!r}"
+            )
+        name = fields[0].strip()
+        if not name:
+            raise DataError(f"{path}: line {lineno}: the image name is empty")
+        if name in out:
+            raise DataError(f"{path}: line {lineno}: image {name} is annotated twice")
+        ys = _parse_int_list(fields[1], path, lineno, "keypoints_y")
+        xs = _parse_int_list(fields[2], path, lineno, "keypoints_x")
+        out[name] = np.array([ys, xs], dtype=np.int32).T.copy()
+    return out
+
+
+def read_list(path: str | os.PathLike) -> list[str]:
+    """Read ``train.lst``/``test.lst``: one flattened image name per line, no header."""
+    path = Path(path)
+    names = [line.strip() for line in _read_lines(path, "image list") if line.strip()]
+    if not names:
+        raise DataError(f"{path}: the image list is empty (expected one image name per line)")
+    return names
+
+
+def flatten_name(path: str | os.PathLike) -> str:
+    """Map an In-shop path ``[root/]<GENDER>/<Category>/id_<8 digits>/<NN>_<k>_<view>.jpg`` to its flat name.
+
+    Only the last four components count; the archive root (``img``, ``img_highres`` or
+    ``fashion``) always becomes ``fashion``, as in CFLD's ``generate_fashion_datasets.py``.
+    """
+    parts = Path(path).as_posix().split("/")
+    if len(parts) < 4:
+        raise DataError(
+            f"{path}: not an In-shop image path <GENDER>/<Category>/id_<8 digits>/<NN>_<k>_<view>.jpg"
+        )
+    gender, category, item, filename = parts[-4:]
+    match = _FILE_RE.match(filename)
+    if (
+        gender not in ("MEN", "WOMEN")
+        or not re.fullmatch(r"[A-Za-z_]+", category)
+        or not re.fullmatch(r"id_\d{8}", item)
+        or match is None
+    ):
+        raise DataError(
+            f"{path}: not an In-shop image path <GENDER>/<Category>/id_<8 digits>/<NN>_<k>_<view>.jpg"
+        )
+    look, k, view = match.groups()
+    # Drop the underscore of id_ and every underscore of the file name but the first.
+    return f"fashion{gender}{category}id{item[3:]}{look}_{k}{view}.jpg"
+
+
+def unflatten_name(name: str, root: str = "fashion") -> str:
+    """Inverse of :func:`flatten_name`: ``<root>/<GENDER>/<Category>/id_<8 digits>/<NN>_<k>_<view>.jpg``."""
+    match = FLAT_NAME_RE.match(name)
+    if match is None:
+        raise DataError(f"{name!r} is not a flattened DeepFashion name (pattern {FLAT_NAME_RE.pattern})")
+    gender, category, item, look, k, view = match.groups()
+    return f"{root}/{gender}/{category}/id_{item}/{look}_{k}_{view}.jpg"
+
+
+def pair_id(src: str, tgt: str) -> str:
+    """The file stem of a generated image: ``<src stem>_2_<tgt stem>``."""
+    return f"{Path(src).stem}_2_{Path(tgt).stem}"
+
+
+def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Load an image as a float32 (3, H, W) RGB tensor in [0, 1], optionally resized to ``size`` (H, W).
+
+    Exactly CFLD's pipeline: ``PIL.Image.open(...).convert("RGB")`` (grayscale is replicated,
+    an alpha channel is dropped, not composited, as CFLD does), then
+    ``transforms.Resize(size, BICUBIC, antialias=True)`` on the PIL image (PIL's bicubic, which
+    always antialiases; aspect not kept), then ``ToTensor``.
+    """
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now, so a truncated file fails here and not inside a worker
+            rgb = img.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: image not found; rerun `pgpis prepare` (real data) or `pgpis synth`"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(
+            f"{path}: image is corrupt or truncated ({err}); replace it with a fresh copy from the original archive"
+        ) from None
+    if size is not None:
+        rgb = TF.resize(rgb, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return TF.to_tensor(rgb)
+
+
+class DeepFashionDataset:
+    """One split (``train`` or ``test``) of a dataset root in DeepFashion's on-disk format."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "test") -> None:
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        self.root = Path(root)
+        self.split = split
+        if not self.root.is_dir():
+            raise DataError(f"{self.root}: dataset root not found; {_REMEDY}")
+        self.pairs_path = pairs_file(self.root, split)
+        self.annotations_path = annotation_file(self.root, split)
+        self.images_dir = image_dir(self.root, split)
+        self.pairs: list[tuple[str, str]] = read_pairs(self.pairs_path)
+        self.annotations: dict[str, np.ndarray] = read_annotations(self.annotations_path)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __repr__(self) -> str:
+        return f"DeepFashionDataset(root={str(self.root)!r}, split={self.split!r}, pairs={len(self.pairs)})"
+
+    def image_path(self, name: str) -> Path:
+        return self.images_dir / name
+
+    def keypoints(self, name: str) -> np.ndarray:
+        try:
+            return self.annotations[name]
+        except KeyError:
+            raise DataError(
+                f"{self.annotations_path}: image {name} (used by a pair) has no annotation row"
+            ) from None
+
+    def pair_names(self) -> list[str]:
+        """Distinct image names used by the pairs, in first-use order."""
+        return list(dict.fromkeys(name for pair in self.pairs for name in pair))
+
+    def unannotated(self) -> list[str]:
+        return [name for name in self.pair_names() if name not in self.annotations]
+
+    def validate(self, decode: bool = False) -> None:
+        """Raise one DataError listing every problem: unannotated or missing pair images, list mismatches.
+
+        ``decode=True`` also opens every pair image, to find corrupt or truncated files (slow on
+        the real set: thousands of JPEG decodes).
+        """
+        problems: list[str] = []
+        names = self.pair_names()
+        unannotated = self.unannotated()
+        if unannotated:
+            problems.append(
+                f"{len(unannotated)} pair image(s) have no row in {self.annotations_path}: "
+                + ", ".join(unannotated)
+            )
+        if not self.images_dir.is_dir():
+            problems.append(
+                f"image folder {self.images_dir} is missing; run `pgpis prepare` or `pgpis synth`"
+            )
+        else:
+            present = {entry.name for entry in os.scandir(self.images_dir)}
+            missing = [name for name in names if name not in present]
+            if missing:
+                problems.append(
+                    f"{len(missing)} pair image(s) missing from {self.images_dir}: " + ", ".join(missing)
+                )
+            elif decode:
+                from tqdm import tqdm
+
+                bad = []
+                for name in tqdm(names, desc=f"decode {self.split} images", unit="img"):
+                    try:
+                        load_image(self.image_path(name))
+                    except DataError as err:
+                        bad.append(str(err))
+                if bad:
+                    problems.append(f"{len(bad)} unreadable image(s):\n  " + "\n  ".join(bad))
+        lst = list_file(self.root, self.split)
+        if lst.exists():
+            listed = set(read_list(lst))
+            unlisted = [name for name in names if name not in listed]
+            if unlisted:
+                problems.append(f"{len(unlisted)} pair image(s) not in {lst}: " + ", ".join(unlisted))
+        if problems:
+            raise DataError(f"dataset {self.root} ({self.split}) is not usable:\n- " + "\n- ".join(problems))
