@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from bench.errors import ConfigError
+
 # Pose-map kinds the engine can build for a method (see bench.data.posemaps):
 #  "heatmaps18": 18 Gaussian heatmaps (sigma 6, as GFLA/DPTN/CFLD);
 #  "skeleton3":  3-channel RGB skeleton of the 17 CFLD bones, /255;
@@ -124,7 +126,7 @@ class Method(abc.ABC):
     ) -> Method:
         """Build the method from its config and (optionally) its checkpoint."""
         if checkpoint is not None:
-            raise ValueError(f"method {cls.info.name!r} takes no checkpoint, got {checkpoint!r}")
+            raise ConfigError(f"method {cls.info.name!r} takes no checkpoint, got {checkpoint!r}")
         return cls(config)
 
     @property

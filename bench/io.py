@@ -54,8 +54,8 @@ def write_json_atomic(dest: str | os.PathLike, obj: Any) -> None:
 
 def save_png_atomic(dest: str | os.PathLike, image: Any) -> None:
     """Save a PIL image (or HxWx3 uint8 array) as PNG atomically."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)

@@ -16,7 +16,9 @@ def pair_seed(global_seed: int, pair_id: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def pair_generators(global_seed: int, pair_ids: list[str], device: str | torch.device = "cpu") -> list[torch.Generator]:
+def pair_generators(
+    global_seed: int, pair_ids: list[str], device: str | torch.device = "cpu"
+) -> list[torch.Generator]:
     """One independent ``torch.Generator`` per pair, on ``device``."""
     gens = []
     for pid in pair_ids:

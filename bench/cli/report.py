@@ -1,15 +1,86 @@
-"""Placeholder for `pgpis report`; replaced by its implementation."""
+"""`pgpis report`: combine metrics files into one Markdown (and CSV) table."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+EPILOG = """\
+input:
+  metrics.json files written by `pgpis evaluate` (format: docs/architecture.md, "Metrics files"):
+  {"protocol": ..., "protocol_settings": {...}, "method": ..., "num_images": N, "num_expected": N,
+   "dropped": 0, "metrics": {"<name>": value}, "ci95": {"<name>": [lo, hi]},
+   "unavailable": {"<name>": "<reason>"}, ...}
+  A run is labelled by the folder holding its metrics.json (reports/<run>/metrics.json) or by
+  the file stem (reports/<run>.json); --labels overrides.
+
+output:
+  A Markdown table: one row per run, one column per metric with ↑ (higher is better) or ↓
+  (lower is better), rows sorted best first by --sort-by (default: the first metric column,
+  in the order FID, KID, LPIPS, SSIM, PSNR, others), the protocol named in the caption, the
+  number of images counted, and "n/a" with a footnote giving the reason for a metric a run
+  could not compute. --csv writes the same rows with CI bounds and reasons as columns.
+  Files are written atomically (temporary file + rename).
+
+  Files evaluated under different protocols are refused: their numbers are not comparable.
+  --allow-mixed puts them in one table anyway, with a protocol column and a warning caption.
+
+examples:
+  pgpis report --metrics reports/copy-source/metrics.json reports/pose-warp/metrics.json \\
+      --out reports/metrics.md --csv reports/metrics.csv
+  pgpis report --metrics a.json b.json --labels baseline ours --sort-by lpips_alex --out t.md
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", help="(not implemented yet)")
+    p = sub.add_parser(
+        "report",
+        help="combine metrics files into tables and figures",
+        description="Combine metrics.json files of several runs into one table per protocol.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--metrics", nargs="+", required=True, type=Path, metavar="JSON", help="metrics files, one per run"
+    )
+    p.add_argument("--out", required=True, type=Path, help="Markdown file to write, e.g. reports/metrics.md")
+    p.add_argument("--csv", type=Path, help="also write the table as CSV here")
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        metavar="LABEL",
+        help="row labels, one per metrics file (default: run folder names)",
+    )
+    p.add_argument(
+        "--sort-by",
+        metavar="METRIC",
+        help="metric to sort rows by, best first (default: first metric column)",
+    )
+    p.add_argument("--title", default="Metrics", help="heading of the table (default: Metrics)")
+    p.add_argument(
+        "--ci", action="store_true", help="show bootstrap 95%% confidence intervals in the Markdown cells"
+    )
+    p.add_argument(
+        "--allow-mixed", action="store_true", help="allow files from different protocols in one table"
+    )
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("pgpis report: not implemented yet")
+    from bench.io import write_text_atomic
+    from bench.report.results import load_runs
+    from bench.report.tables import build_table, to_csv, to_markdown
+
+    runs = load_runs(args.metrics, args.labels)
+    table = build_table(runs, allow_mixed=args.allow_mixed, sort_by=args.sort_by)
+    # Both texts are built before anything is written, so an error leaves earlier reports untouched.
+    markdown = to_markdown(table, title=args.title, with_ci=args.ci)
+    csv_text = to_csv(table) if args.csv else None
+    write_text_atomic(args.out, markdown)
+    if csv_text is not None:
+        write_text_atomic(args.csv, csv_text)
+    print(
+        f"{args.out}: {len(table.runs)} run(s), {len(table.metrics)} metric(s), protocol {', '.join(table.protocols)}"
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""Reports built from metrics files: tables now (``tables.py``), figures later."""

@@ -1,0 +1,207 @@
+"""Metrics tables: one row per evaluated run, one column per metric, Markdown and CSV.
+
+Each metric column carries ↑ (higher is better) or ↓ (lower is better); rows are sorted best
+first by one metric; the caption names the protocol, because numbers from different protocols
+are not comparable (a table mixing them is refused unless explicitly allowed, and then every row
+names its protocol). A metric a run could not compute shows "n/a" with a footnote giving why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+from bench.errors import ConfigError
+from bench.report.results import RunMetrics
+
+# Direction by the first token of the metric name (names encode their variant: fid_incv3tv_train, ssim_w51, ...).
+LOWER_IS_BETTER = ("fid", "kid", "lpips", "mse", "mae", "l1", "l2")
+HIGHER_IS_BETTER = ("ssim", "msssim", "psnr", "is", "pckh", "ds")
+# Column order: the field's usual order, then anything else alphabetically.
+FAMILY_ORDER = ("fid", "kid", "lpips", "ssim", "msssim", "psnr", "is", "pckh", "ds")
+DECIMALS = {"fid": 3, "kid": 4, "psnr": 3, "is": 3}
+
+
+def _family(name: str) -> str:
+    return name.replace("-", "_").split("_", 1)[0].lower()
+
+
+def direction(name: str, overrides: dict[str, str] | None = None) -> str | None:
+    """``"higher"``, ``"lower"`` or ``None`` (unknown) for a metric name."""
+    if overrides and overrides.get(name) in ("higher", "lower"):
+        return overrides[name]
+    family = _family(name)
+    if family in LOWER_IS_BETTER:
+        return "lower"
+    if family in HIGHER_IS_BETTER:
+        return "higher"
+    return None
+
+
+def arrow(dirn: str | None) -> str:
+    return {"higher": " ↑", "lower": " ↓"}.get(dirn or "", "")
+
+
+def format_value(name: str, value: float) -> str:
+    return f"{value:.{DECIMALS.get(_family(name), 4)}f}"
+
+
+@dataclass
+class Table:
+    protocols: list[str]
+    runs: list[RunMetrics]  # sorted, best first
+    metrics: list[str]  # column order
+    directions: dict[str, str | None]
+    sort_by: str | None
+
+
+def _column_order(names: set[str]) -> list[str]:
+    def key(name: str) -> tuple[int, str]:
+        family = _family(name)
+        rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+        return rank, name
+
+    return sorted(names, key=key)
+
+
+def build_table(runs: list[RunMetrics], allow_mixed: bool = False, sort_by: str | None = None) -> Table:
+    """Check the runs can share a table, choose columns and sort the rows best first."""
+    if not runs:
+        raise ConfigError("no metrics files given; pass at least one with --metrics")
+    protocols = sorted({r.protocol for r in runs})
+    if len(protocols) > 1 and not allow_mixed:
+        listing = "; ".join(f"{r.path}: {r.protocol}" for r in runs)
+        raise ConfigError(
+            f"the metrics files use different protocols ({', '.join(protocols)}): {listing}. Numbers from "
+            "different protocols are not comparable; make one table per protocol, or pass --allow-mixed to "
+            "show them side by side with a protocol column."
+        )
+    names = {n for r in runs for n in (*r.metrics, *r.unavailable)}
+    metrics = _column_order(names)
+    overrides: dict[str, str] = {}
+    for r in runs:
+        overrides.update(r.directions)
+    directions = {n: direction(n, overrides) for n in metrics}
+    if sort_by is not None and sort_by not in names:
+        raise ConfigError(
+            f"--sort-by {sort_by!r} is not a metric of these files; choose one of {', '.join(metrics)}"
+        )
+    if sort_by is None:
+        sort_by = next((n for n in metrics if directions[n] and any(n in r.metrics for r in runs)), None)
+    ordered = list(runs)
+    if sort_by is not None:
+        sign = -1.0 if directions.get(sort_by) == "higher" else 1.0
+        # Runs without the sorting metric go last, keeping the order they were given in.
+        ordered.sort(key=lambda r: (sort_by not in r.metrics, sign * r.metrics.get(sort_by, 0.0)))
+    return Table(protocols, ordered, metrics, directions, sort_by)
+
+
+def _count(run: RunMetrics) -> str:
+    if run.num_images is None:
+        return "?"
+    if run.num_expected is not None and run.num_expected != run.num_images:
+        return f"{run.num_images}/{run.num_expected}"
+    return str(run.num_images)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: Table, title: str = "Metrics", with_ci: bool = False) -> str:
+    """The table as GitHub Markdown, with its caption and footnotes."""
+    mixed = len(table.protocols) > 1
+    notes: dict[str, int] = {}
+
+    def note(text: str) -> str:
+        notes.setdefault(text, len(notes) + 1)
+        return f"[^{notes[text]}]"
+
+    header = ["Run", "Method"] + (["Protocol"] if mixed else []) + ["Images"]
+    header += [f"{m}{arrow(table.directions[m])}" for m in table.metrics]
+    lines = [
+        "| " + " | ".join(_cell(h) for h in header) + " |",
+        "|" + "|".join(["---"] * (len(header) - len(table.metrics)) + ["---:"] * len(table.metrics)) + "|",
+    ]
+    for run in table.runs:
+        images = _count(run)
+        if run.num_expected is not None and run.num_images is not None and run.num_images < run.num_expected:
+            images += note(
+                f"{run.label}: {run.num_expected - run.num_images} generated image(s) missing, scored with --allow-missing."
+            )
+        if run.dropped:
+            images += note(
+                f"{run.label}: {run.dropped} image(s) dropped by the protocol's batching (a reference script's quirk)."
+            )
+        row = [run.label, run.method or "?"] + ([run.protocol] if mixed else []) + [images]
+        for m in table.metrics:
+            if m in run.metrics:
+                text = format_value(m, run.metrics[m])
+                if with_ci and m in run.ci95:
+                    lo, hi = run.ci95[m]
+                    text += f" [{format_value(m, lo)}, {format_value(m, hi)}]"
+                row.append(text)
+            else:
+                reason = run.unavailable.get(m, "not computed by this run")
+                row.append("n/a" + note(f"{m}: {reason}"))
+        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+
+    proto = ", ".join(f"`{p}`" for p in table.protocols)
+    caption = f"Protocol{'s' if mixed else ''} {proto}"
+    if mixed:
+        caption += " (mixed on request: numbers from different protocols are NOT comparable)"
+    if table.sort_by:
+        better = "higher" if table.directions[table.sort_by] == "higher" else "lower"
+        caption += f"; rows sorted best first by {table.sort_by} ({better} is better)"
+    caption += ". ↑ higher is better, ↓ lower is better. Images = generated images counted."
+    if with_ci:
+        caption += " Brackets: bootstrap 95% confidence interval."
+    unknown = [m for m in table.metrics if table.directions[m] is None]
+    if unknown:
+        caption += f" Direction unknown for: {', '.join(unknown)}."
+    out = [f"## {title}", "", caption, "", *lines, ""]
+    if not mixed and table.runs[0].protocol_settings:
+        settings = json.dumps(table.runs[0].protocol_settings, sort_keys=True)
+        out += [f"Protocol settings: `{settings}`", ""]
+    for text, number in notes.items():
+        out.append(f"[^{number}]: {text}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Machine-readable twin of the Markdown table: one row per run, plus CI and reason columns."""
+    buf = io.StringIO()
+    fields = [
+        "run",
+        "method",
+        "protocol",
+        "num_images",
+        "num_expected",
+        "dropped",
+        "allow_missing",
+        "metrics_file",
+    ]
+    for m in table.metrics:
+        fields += [m, f"{m}_ci95_low", f"{m}_ci95_high", f"{m}_unavailable"]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for run in table.runs:
+        row: dict[str, object] = {
+            "run": run.label,
+            "method": run.method or "",
+            "protocol": run.protocol,
+            "num_images": "" if run.num_images is None else run.num_images,
+            "num_expected": "" if run.num_expected is None else run.num_expected,
+            "dropped": run.dropped,
+            "allow_missing": run.allow_missing,
+            "metrics_file": str(run.path),
+        }
+        for m in table.metrics:
+            row[m] = repr(run.metrics[m]) if m in run.metrics else ""
+            lo, hi = run.ci95.get(m, ("", ""))
+            row[f"{m}_ci95_low"], row[f"{m}_ci95_high"] = lo, hi
+            row[f"{m}_unavailable"] = "" if m in run.metrics else run.unavailable.get(m, "not computed")
+        writer.writerow(row)
+    return buf.getvalue()

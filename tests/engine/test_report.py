@@ -1,0 +1,156 @@
+"""`pgpis report`: Markdown/CSV tables from metrics files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli.main import main
+from bench.errors import ConfigError, DataError
+from bench.report.results import load_run, load_runs
+from bench.report.tables import build_table, direction, to_csv, to_markdown
+
+
+def metrics_file(folder: Path, run: str, protocol: str = "pgpis-v1", **metrics: float | None) -> Path:
+    path = folder / run / "metrics.json"
+    path.parent.mkdir(parents=True)
+    data = {
+        "protocol": protocol,
+        "protocol_settings": {"size": [256, 176]},
+        "method": {"name": run.split("@")[0], "description": "d"},
+        "images": f"outputs/{run}",
+        "num_images": 24,
+        "num_expected": 24,
+        "missing": [],
+        "allow_missing": False,
+        "dropped": 0,
+        "metrics": {k: v for k, v in metrics.items() if v is not None},
+        "ci95": {"ssim_w51": [0.5, 0.6]} if "ssim_w51" in metrics else {},
+        "unavailable": {
+            k: "weight pt_inception-2015-12-05-6726825d.pth not in $TORCH_HOME/hub/checkpoints"
+            for k, v in metrics.items()
+            if v is None
+        },
+        "weights": {},
+        "versions": {},
+        "git": None,
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> list[Path]:
+    return [
+        metrics_file(
+            tmp_path, "copy-source", ssim_w51=0.41, lpips_alex=0.52, psnr=11.0, fid_ptincv3_train=None
+        ),
+        metrics_file(
+            tmp_path, "pose-warp", ssim_w51=0.73, lpips_alex=0.21, psnr=17.5, fid_ptincv3_train=None
+        ),
+    ]
+
+
+def test_directions() -> None:
+    assert direction("fid_incv3tv_train") == "lower" and direction("lpips_alex") == "lower"
+    assert direction("ssim_g15_dr") == "higher" and direction("psnr_pad") == "higher"
+    assert direction("mystery") is None and direction("mystery", {"mystery": "higher"}) == "higher"
+
+
+def test_markdown_table(two_runs: list[Path]) -> None:
+    md = to_markdown(build_table(load_runs(two_runs)))
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| Run"))
+    assert header == "| Run | Method | Images | fid_ptincv3_train ↓ | lpips_alex ↓ | ssim_w51 ↑ | psnr ↑ |"
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Run")]
+    # Sorted by the first metric with values (lpips, lower is better): pose-warp first.
+    assert rows[0].startswith("| pose-warp | pose-warp | 24 | n/a[^1] | 0.2100 | 0.7300 | 17.500 |")
+    assert rows[1].startswith("| copy-source | copy-source | 24 | n/a[^1] | 0.5200 | 0.4100 | 11.000 |")
+    assert "`pgpis-v1`" in md and "sorted best first by lpips_alex" in md
+    assert "[^1]: fid_ptincv3_train: weight pt_inception-2015-12-05-6726825d.pth not in" in md
+
+
+def test_sort_by_and_ci(two_runs: list[Path]) -> None:
+    table = build_table(load_runs(two_runs, labels=["a", "b"]), sort_by="psnr")
+    assert [r.label for r in table.runs] == ["b", "a"]
+    assert "0.7300 [0.5000, 0.6000]" in to_markdown(table, with_ci=True)
+    with pytest.raises(ConfigError, match="--sort-by 'kid'"):
+        build_table(load_runs(two_runs), sort_by="kid")
+
+
+def test_csv(two_runs: list[Path]) -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_table(load_runs(two_runs))))))
+    assert [r["run"] for r in rows] == ["pose-warp", "copy-source"]
+    assert float(rows[0]["ssim_w51"]) == 0.73 and rows[0]["ssim_w51_ci95_low"] == "0.5"
+    assert rows[0]["fid_ptincv3_train"] == "" and "pt_inception" in rows[0]["fid_ptincv3_train_unavailable"]
+    assert rows[0]["num_images"] == "24" and rows[0]["protocol"] == "pgpis-v1"
+
+
+def test_mixed_protocols_refused_unless_allowed(tmp_path: Path) -> None:
+    runs = [
+        metrics_file(tmp_path, "a", ssim_w51=0.5),
+        metrics_file(tmp_path, "b", protocol="cfld-256", ssim_w51=0.6),
+    ]
+    with pytest.raises(ConfigError, match="different protocols \\(cfld-256, pgpis-v1\\).*--allow-mixed"):
+        build_table(load_runs(runs))
+    md = to_markdown(build_table(load_runs(runs), allow_mixed=True))
+    assert (
+        "| Run | Method | Protocol | Images |" in md
+        and "NOT comparable" in md
+        and "| b | b | cfld-256 |" in md
+    )
+
+
+def test_missing_images_and_nan_are_footnoted(tmp_path: Path) -> None:
+    path = metrics_file(tmp_path, "partial", ssim_w51=0.5, psnr=12.0)
+    data = json.loads(path.read_text())
+    data.update(num_images=20, allow_missing=True, dropped=2)
+    data["metrics"]["psnr"] = float("nan")
+    path.write_text(json.dumps(data))
+    run = load_run(path)
+    assert "psnr" not in run.metrics and "not a finite number" in run.unavailable["psnr"]
+    md = to_markdown(build_table([run]))
+    assert "| partial | partial | 20/24[^1][^2] |" in md
+    assert (
+        "4 generated image(s) missing" in md
+        and "2 image(s) dropped" in md
+        and "psnr: not a finite number" in md
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{broken", "not a readable metrics JSON file"),
+        (json.dumps({"metrics": {"ssim_w51": 1}}), "no 'protocol' name"),
+        (json.dumps({"protocol": "p"}), "no 'metrics' object"),
+        (json.dumps({"protocol": "p", "metrics": {"ssim_w51": "high"}}), "metrics.ssim_w51 must be a number"),
+    ],
+)
+def test_bad_metrics_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as err:
+        load_run(path)
+    assert str(path) in str(err.value)
+
+
+def test_cli_writes_atomically_and_keeps_old_report_on_error(
+    two_runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out, out_csv = tmp_path / "reports" / "metrics.md", tmp_path / "reports" / "metrics.csv"
+    argv = ["report", "--metrics", *map(str, two_runs), "--out", str(out), "--csv", str(out_csv)]
+    assert main(argv) == 0
+    assert "| pose-warp |" in out.read_text() and out_csv.read_text().startswith("run,method,protocol")
+    before = out.read_text()
+    other = metrics_file(tmp_path, "other", protocol="pidm", ssim_w51=0.1)
+    assert main(["report", "--metrics", str(two_runs[0]), str(other), "--out", str(out)]) == 2
+    assert "different protocols" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["metrics.csv", "metrics.md"]
+    assert main(["report", "--metrics", str(tmp_path / "nope.json"), "--out", str(out)]) == 2
+    assert "metrics file not found" in capsys.readouterr().err
