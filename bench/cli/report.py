@@ -41,7 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--metrics", nargs="+", required=True, type=Path, metavar="JSON", help="metrics files, one per run"
+        "--metrics",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="JSON",
+        help="metrics files, one per run, or folders of them (every *.json inside, in name order)",
     )
     p.add_argument("--out", required=True, type=Path, help="Markdown file to write, e.g. reports/metrics.md")
     p.add_argument("--csv", type=Path, help="also write the table as CSV here")
@@ -63,6 +68,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-mixed", action="store_true", help="allow files from different protocols in one table"
     )
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        default=None,
+        help="also log each run's metrics to MLflow at this tracking URI (e.g. sqlite:///mlflow.db); "
+        "default: $MLFLOW_TRACKING_URI if set, else no tracking",
+    )
+    p.add_argument(
+        "--experiment", default="pgpis-bench", help="MLflow experiment name (default: pgpis-bench)"
+    )
     p.set_defaults(func=run)
     return p
 
@@ -80,7 +95,31 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(args.out, markdown)
     if csv_text is not None:
         write_text_atomic(args.csv, csv_text)
+    _log_to_mlflow(args, runs)
     print(
         f"{args.out}: {len(table.runs)} run(s), {len(table.metrics)} metric(s), protocol {', '.join(table.protocols)}"
     )
     return 0
+
+
+def _log_to_mlflow(args: argparse.Namespace, runs: list) -> None:
+    """One MLflow run per evaluated run: protocol settings as params, metrics and CIs as metrics,
+    the metrics file and the table as artifacts. Tracking never changes the table."""
+    from bench.tracking import log_metrics, mlflow_run, tracking_uri
+
+    uri = tracking_uri(args.mlflow)
+    if not uri:
+        return
+    import mlflow
+
+    for run in runs:
+        params = {"protocol": run.protocol, "method": run.method, "protocol_settings": run.protocol_settings}
+        with mlflow_run(uri, args.experiment, run.label, params):
+            log_metrics(run.metrics)
+            log_metrics({f"{k}.ci95_lo": v[0] for k, v in run.ci95.items()})
+            log_metrics({f"{k}.ci95_hi": v[1] for k, v in run.ci95.items()})
+            if run.unavailable:
+                mlflow.set_tags({f"unavailable.{k}": v[:5000] for k, v in run.unavailable.items()})
+            mlflow.log_artifact(str(run.path))
+            mlflow.log_artifact(str(args.out))
+    print(f"logged {len(runs)} run(s) to MLflow at {uri} (experiment {args.experiment!r})")

@@ -114,7 +114,23 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunMetrics:
     )
 
 
+def expand_metrics_paths(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files stay as given; a folder stands for its ``*.json`` files in name order (the pipeline
+    passes ``reports/metrics``, whose contents follow ``params.yaml``'s runs)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                raise DataError(f"{p}: folder holds no metrics .json files; run `pgpis evaluate` first")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
 def load_runs(paths: list[str | os.PathLike], labels: list[str] | None = None) -> list[RunMetrics]:
+    paths = expand_metrics_paths(paths)
     if labels is not None and len(labels) != len(paths):
         raise DataError(
             f"--labels gives {len(labels)} labels for {len(paths)} metrics files; give one per file"

@@ -154,3 +154,35 @@ def test_cli_writes_atomically_and_keeps_old_report_on_error(
     assert sorted(p.name for p in out.parent.iterdir()) == ["metrics.csv", "metrics.md"]
     assert main(["report", "--metrics", str(tmp_path / "nope.json"), "--out", str(out)]) == 2
     assert "metrics file not found" in capsys.readouterr().err
+
+
+def test_folder_of_metrics_files_is_expanded_in_name_order(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    for run, ssim in (("pose-warp", 0.7), ("copy-source", 0.4)):
+        src = metrics_file(tmp_path, run, ssim_w51=ssim)
+        (folder / f"{run}.json").write_text(src.read_text())
+    runs = load_runs([folder])
+    assert [r.label for r in runs] == ["copy-source", "pose-warp"]
+    assert [r.metrics["ssim_w51"] for r in runs] == [0.4, 0.7]
+
+
+def test_empty_folder_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no metrics"):
+        load_runs([tmp_path / "empty"])
+
+
+def test_report_logs_every_run_to_mlflow(two_runs: list[Path], tmp_path: Path) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "metrics.md"
+    assert main(["report", "--metrics", *map(str, two_runs), "--out", str(out), "--mlflow", uri]) == 0
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.search_runs(experiment_names=["pgpis-bench"])
+    assert sorted(found["tags.mlflow.runName"]) == ["copy-source", "pose-warp"]
+    row = found[found["tags.mlflow.runName"] == "pose-warp"].iloc[0]
+    assert row["metrics.ssim_w51"] == pytest.approx(0.73) and row["params.protocol"] == "pgpis-v1"
+    assert "fid_ptincv3_train" not in {c.split(".", 1)[1] for c in found.columns if c.startswith("metrics.")}
+    assert row["tags.unavailable.fid_ptincv3_train"].startswith("weight pt_inception")
