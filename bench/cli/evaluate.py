@@ -1,15 +1,170 @@
-"""Placeholder for `pgpis evaluate`; replaced by its implementation."""
+"""`pgpis evaluate`: score a folder of generated images under a named evaluation protocol."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+Score <images>/<pair_id>.png (made by `pgpis generate`) against the dataset's high-res GT targets
+under a named protocol. Each image is decoded once and feeds every metric of the protocol
+(FID, LPIPS, SSIM and PSNR variants); memory stays flat in the number of images; every present
+image is counted. Writes metrics.json (values, bootstrap 95% CIs, protocol settings, weights'
+sha256, versions) and per_image.csv (one row per pair)."""
+
+EPILOG = """\
+protocols (see bench/metrics/README.md for every setting):
+  cfld-256, cfld-512  official CFLD evaluation: torchvision Inception FID vs every train_highres
+                      image, bicubic+antialias resize, LPIPS alex, ssim_w51 + ssim_g15_dr, psnr
+  pidm                PIDM: 256x256 stretched; cv2 to 256x176 before FID/LPIPS; ssim_g12_dr
+  gfla-dptn           GFLA/DPTN: SSIM/PSNR on 40-px white-padded 256x256 (the "re-padding trick")
+  pgpis-v1            recommended: standard pytorch-fid FID weights, one resize rule, all variants
+
+metric names encode every choice of the metric (e.g. fid_ptincv3_train, lpips_alex_v0.1,
+ssim_w51, ssim_g15_dr, ssim_w51_pad40, psnr_pad40); compare numbers only within one protocol.
+
+FID reference statistics:
+  --refstats FILE.npz    use these (from `pgpis refstats`, or a pytorch-fid .npz with mu/sigma,
+                         then marked "imported_without_metadata"); checked against the protocol,
+                         the weights and the dataset's file list, refused on mismatch.
+  without --refstats     looked up in the cache (--cache-dir, default $PGPIS_CACHE_DIR/refstats or
+                         ~/.cache/pgpis/refstats) under a name encoding every choice, else computed
+                         from the dataset and cached.
+
+weights (offline): networks are read from $TORCH_HOME/hub/checkpoints and sha256-verified. A missing
+weight makes its metrics "unavailable" in metrics.json with the file, URL and destination, and the
+other metrics are still computed; --strict turns that into an error (exit 2). Get them with
+`pgpis fetch-weights`.
+
+undefined per-image values (identical images: PSNR inf; constant image: SSIM_dr 0/0) are left out of
+the mean and listed under "undefined" with their count; never averaged in silently.
+
+examples:
+  pgpis evaluate --protocol cfld-256 --images outputs/cfld --dataset data/deepfashion \\
+      --refstats reports/refstats/cfld-256.npz --out reports/cfld/metrics.json --per-image reports/cfld/per_image.csv
+  pgpis evaluate --protocol pidm --emulate-drop-remainder 64 --images outputs/pidm --dataset data/deepfashion \\
+      --out pidm-emulated.json
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("evaluate", help="(not implemented yet)")
+    from bench.metrics.protocols import PROTOCOLS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a folder of generated images under a named protocol",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS), help="evaluation protocol")
+    p.add_argument("--images", required=True, type=Path, help="folder of <pair_id>.png (+ manifest.json)")
+    p.add_argument("--dataset", required=True, type=Path, help="dataset root in DeepFashion format")
+    p.add_argument(
+        "--split", default="test", choices=["test", "train"], help="pairs to score (default: test)"
+    )
+    p.add_argument(
+        "--refstats",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.npz",
+        help="FID reference statistics (repeatable, one per extractor)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="metrics.json to write")
+    p.add_argument(
+        "--per-image", type=Path, default=None, metavar="CSV", help="per-image metrics CSV to write"
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score a folder with missing pairs (stated in the result)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if any metric is unavailable (missing weight, too few images)",
+    )
+    p.add_argument(
+        "--emulate-drop-remainder",
+        type=int,
+        default=None,
+        metavar="K",
+        help="reproduce a reference script's quirk: leave the last N %% K pairs (name order) out of FID and "
+        "LPIPS, and the reference set likewise (PIDM/GFLA: 64); the result states how many were dropped",
+    )
+    p.add_argument(
+        "--lpips-nets",
+        default=None,
+        metavar="NETS",
+        help="comma list overriding the protocol's LPIPS nets (alex,vgg)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="images per network batch (does not change results)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="decode threads (default 2)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="reference-statistics cache folder")
+    p.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the reference-statistics cache"
+    )
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (0: none)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--allow-unverified-weights",
+        action="store_true",
+        help="accept weight files whose sha256 does not match the official name (tests with random weights); "
+        "listed under weights_unverified in the result",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
 
 
+def summary_lines(record: dict) -> list[str]:
+    lines = [
+        f"protocol {record['protocol']}: {record['num_images']}/{record['num_expected']} images"
+        + (f", {record['dropped']} dropped (emulated)" if record["dropped"] else "")
+    ]
+    for name, value in record["metrics"].items():
+        ci = record["ci95"].get(name)
+        lines.append(f"  {name:<22} {value:.6g}" + (f"  [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else ""))
+    for name, reason in record["unavailable"].items():
+        lines.append(f"  {name:<22} unavailable: {reason}")
+    for name, info in record["undefined"].items():
+        lines.append(f"  {name:<22} {info['count']} undefined per-image values left out")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("pgpis evaluate: not implemented yet")
+    from bench.data.deepfashion import DeepFashionDataset
+    from bench.errors import ConfigError
+    from bench.metrics.engine import EvalOptions, evaluate, write_outputs
+    from bench.metrics.protocols import get_protocol
+
+    if args.batch_size < 1 or args.workers < 0:
+        raise ConfigError("--batch-size must be >= 1 and --workers >= 0")
+    protocol = get_protocol(args.protocol)
+    nets = tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()) if args.lpips_nets else None
+    if nets and any(n not in ("alex", "vgg") for n in nets):
+        raise ConfigError(f"--lpips-nets {args.lpips_nets!r}: choose among alex, vgg")
+    protocol = protocol.with_options(drop_remainder=args.emulate_drop_remainder, lpips_nets=nets)
+    dataset = DeepFashionDataset(args.dataset, args.split)
+    opts = EvalOptions(
+        batch_size=args.batch_size,
+        workers=args.workers,
+        allow_missing=args.allow_missing,
+        strict=args.strict,
+        allow_unverified_weights=args.allow_unverified_weights,
+        refstats_files=list(args.refstats),
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    record, rows = evaluate(protocol, args.images, dataset.pairs, dataset.images_dir, args.dataset, opts)
+    write_outputs(record, rows, args.out, args.per_image)
+    print("\n".join(summary_lines(record)))
+    return 0

@@ -1,0 +1,73 @@
+"""LPIPS through the ``lpips`` package (v0.1 linear heads shipped with it), backbone from the torch cache.
+
+The package would fetch the ImageNet backbone through torchvision itself; we build it with a
+random backbone (``pnet_rand=True``) and copy in the weights we resolved and verified
+(``weights.resolve``), loaded with ``weights_only=True``. The result is the same module
+``lpips.LPIPS(net=...)`` builds, so values equal the package's for the same files.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+BACKBONE_WEIGHT = {"alex": "alexnet", "vgg": "vgg16"}
+
+
+def head_path(net: str, version: str = "0.1") -> Path:
+    """The linear-head file the lpips package ships for ``net``."""
+    import lpips
+
+    return Path(inspect.getfile(lpips.LPIPS)).parent / "weights" / f"v{version}" / f"{net}.pth"
+
+
+class Lpips(nn.Module):
+    """LPIPS distance per pair; ``forward(pred, gt)`` takes inputs already in [-1, 1]."""
+
+    def __init__(self, net: str, backbone_path: str | Path, version: str = "0.1") -> None:
+        super().__init__()
+        import lpips
+
+        if net not in BACKBONE_WEIGHT:
+            raise ValueError(f"LPIPS net {net!r} not supported; expected one of {sorted(BACKBONE_WEIGHT)}")
+        with warnings.catch_warnings(), torch.device("meta"):
+            # On the meta device the unused classifier (AlexNet: 240 MB) is never allocated; every
+            # tensor the metric uses is loaded below, so nothing stays uninitialised.
+            warnings.simplefilter("ignore")  # torchvision's deprecation notice for `pretrained=`
+            self.model = lpips.LPIPS(
+                net=net, version=version, pretrained=False, pnet_rand=True, verbose=False
+            )
+        self.model.to_empty(device="cpu")
+        self.model.scaling_layer = lpips.ScalingLayer()  # constant buffers, rebuilt on the CPU
+        heads = torch.load(head_path(net, version), map_location="cpu", weights_only=True)
+        missing = self.model.load_state_dict(heads, strict=False).missing_keys
+        if any(k.split(".")[0][3:].isdigit() for k in missing):  # lin0..lin4 (lins.* are aliases)
+            raise ValueError(f"{head_path(net, version)}: LPIPS heads incomplete, missing {missing}")
+        state = torch.load(Path(backbone_path), map_location="cpu", weights_only=True)
+        # lpips slices keep torchvision's `features.<index>` numbering as child names.
+        modules: dict[int, nn.Module] = {}
+        for slice_module in self.model.net.children():
+            for name, child in slice_module.named_children():
+                modules[int(name)] = child
+        loaded = 0
+        with torch.no_grad():
+            for key, value in state.items():
+                parts = key.split(".")
+                if parts[0] != "features" or int(parts[1]) not in modules:
+                    continue
+                getattr(modules[int(parts[1])], parts[2]).copy_(value)
+                loaded += 1
+        expected = sum(1 for m in modules.values() for _ in m.parameters(recurse=False))
+        if loaded != expected:
+            raise ValueError(
+                f"{backbone_path}: expected {expected} backbone tensors for LPIPS {net}, found {loaded}"
+            )
+        self.eval().requires_grad_(False)
+
+    @torch.inference_mode()
+    def forward(self, pred_pm1: torch.Tensor, gt_pm1: torch.Tensor) -> torch.Tensor:
+        return self.model(pred_pm1.float(), gt_pm1.float()).reshape(-1).to(torch.float64)

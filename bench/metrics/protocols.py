@@ -1,0 +1,183 @@
+"""Named evaluation protocols: every choice that changes a number, fixed in one place.
+
+Facts come from ``shared/reference/protocols.md`` (sections cited per field). A protocol's
+``settings()`` go into every metrics file and into the name and metadata of its cached
+reference statistics, so two results with the same protocol are computed the same way.
+Metric names (README.md) encode the metric's own parameters; the protocol encodes geometry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import ConfigError
+
+SSIM_VARIANTS = ("ssim_w51", "ssim_g15_dr", "ssim_g12_dr", "ssim_w51_pad40", "ssim_g15_dr_pad40")
+PSNR_VARIANTS = ("psnr", "psnr_pad40")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    eval_size: tuple[int, int]  # (H, W) at which generated and GT images are compared
+    gen_resize: str  # rule for a generated image not at eval_size (preprocess.RESIZE_RULES)
+    gt_resize: str  # rule for the high-res GT / reference images
+    cv2_metric_size: tuple[int, int] | None  # PIDM: cv2 INTER_LINEAR resize before FID and LPIPS
+    fid_extractors: tuple[str, ...]  # "incv3tv" | "ptincv3"
+    reference_split: str  # FID reference images: <root>/<split>_highres
+    reference_listing: str  # "glob": every *.jpg in the folder (CFLD); "lst": <split>.lst (PIDM)
+    lpips_nets: tuple[str, ...]
+    lpips_input: str  # "unit": [0,1] with normalize=True (CFLD); "pm1": x/127.5 - 1 (GFLA lineage)
+    ssim: tuple[str, ...]
+    psnr: tuple[str, ...]
+    drop_remainder: int | None = None  # emulation of a batch loop that drops the last partial batch
+    drop_applies_to: tuple[str, ...] = ("fid", "lpips")
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def settings(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def reference_settings(self, extractor: str) -> dict[str, Any]:
+        """Everything that changes the reference statistics of ``extractor``."""
+        return {
+            "eval_size": list(self.eval_size),
+            "gt_resize": self.gt_resize,
+            "cv2_metric_size": list(self.cv2_metric_size) if self.cv2_metric_size else None,
+            "extractor": extractor,
+            "reference_split": self.reference_split,
+            "reference_listing": self.reference_listing,
+            "drop_remainder": self.drop_remainder,
+        }
+
+    def reference_settings_hash(self, extractor: str) -> str:
+        text = json.dumps(self.reference_settings(extractor), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def with_options(
+        self, *, drop_remainder: int | None = None, lpips_nets: tuple[str, ...] | None = None
+    ) -> Protocol:
+        changes: dict[str, Any] = {}
+        if drop_remainder is not None:
+            changes["drop_remainder"] = drop_remainder or None
+        if lpips_nets is not None:
+            changes["lpips_nets"] = tuple(lpips_nets)
+        return dataclasses.replace(self, **changes)
+
+
+def fid_metric_name(extractor: str, split: str) -> str:
+    return f"fid_{extractor}_{split}"
+
+
+def lpips_metric_name(net: str) -> str:
+    return f"lpips_{net}_v0.1"
+
+
+_CFLD_NOTES = (
+    "CFLD pose_transfer_test.py eval + models/metrics.py (commit f2ea2a7): GT = test_highres target, "
+    "torchvision Resize(BICUBIC, antialias) on PIL; generated images at another size are resized like CFLD's "
+    "samples (F.interpolate bicubic antialias, x255, clamp, truncated to uint8)",
+    "FID reference = every *.jpg in train_highres (glob), same resize; all images used, none dropped",
+)
+
+
+def _cfld(size: tuple[int, int], tag: str) -> Protocol:
+    return Protocol(
+        name=f"cfld-{tag}",
+        description=f"Official CFLD evaluation at {size[0]}x{size[1]} (torchvision Inception FID vs the train set)",
+        eval_size=size,
+        gen_resize="torch_bicubic_aa_trunc",
+        gt_resize="pil_bicubic",
+        cv2_metric_size=None,
+        fid_extractors=("incv3tv",),
+        reference_split="train",
+        reference_listing="glob",
+        lpips_nets=("alex",),
+        lpips_input="unit",
+        ssim=("ssim_w51", "ssim_g15_dr"),
+        psnr=("psnr",),
+        notes=_CFLD_NOTES,
+    )
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        _cfld((256, 176), "256"),
+        _cfld((512, 352), "512"),
+        Protocol(
+            name="pidm",
+            description="PIDM utils/metrics.py: 256x256 stretched images; cv2 to 256x176 before FID and LPIPS",
+            eval_size=(256, 256),
+            gen_resize="pil_bicubic",
+            gt_resize="pil_bicubic",
+            cv2_metric_size=(256, 176),
+            fid_extractors=("incv3tv",),
+            reference_split="train",
+            reference_listing="lst",
+            lpips_nets=("alex",),
+            lpips_input="pm1",
+            ssim=("ssim_w51", "ssim_g12_dr"),
+            psnr=("psnr",),
+            notes=(
+                "GT and reference = high-res resized to 256x256 with PIL BICUBIC (PIDM's *_256x256_pngs, PNG is "
+                "lossless so in-memory uint8 is identical); reference = all train.lst images (PIDM issue #37)",
+                "generated images not at 256x256 are stretched with PIL BICUBIC (PIDM generates 256x256)",
+                "SSIM/PSNR at 256x256 without resize; ssim_256 uses sigma 1.2 (9x9 window)",
+                "PIDM drops the remainder of every batch of 64 (FID, LPIPS); reproduced only with "
+                "--emulate-drop-remainder 64 over name-sorted pairs, and the result states how many were dropped",
+            ),
+        ),
+        Protocol(
+            name="gfla-dptn",
+            description="GFLA/DPTN metrics.py: SSIM and PSNR on 40-px white-padded 256x256; LPIPS at 256x176",
+            eval_size=(256, 176),
+            gen_resize="pil_bicubic",
+            gt_resize="pil_bicubic",
+            cv2_metric_size=None,
+            fid_extractors=("incv3tv",),
+            reference_split="train",
+            reference_listing="lst",
+            lpips_nets=("alex",),
+            lpips_input="pm1",
+            ssim=("ssim_w51_pad40", "ssim_g15_dr_pad40"),
+            psnr=("psnr_pad40",),
+            notes=(
+                "DPTN pads both images white into 256x256 at columns 40:216 for SSIM and PSNR (pad_256)",
+                "deviation: DPTN's GT and reference are the low-res 256x176 crops; the suite's dataset root holds "
+                "only high-res images, which are resized with PIL BICUBIC to 256x176 here",
+            ),
+        ),
+        Protocol(
+            name="pgpis-v1",
+            description="pgpis-bench recommended: standard FID weights, every image, one resize rule, all SSIM variants",
+            eval_size=(256, 176),
+            gen_resize="pil_bicubic",
+            gt_resize="pil_bicubic",
+            cv2_metric_size=None,
+            fid_extractors=("ptincv3",),
+            reference_split="train",
+            reference_listing="lst",
+            lpips_nets=("alex",),
+            lpips_input="unit",
+            ssim=SSIM_VARIANTS,
+            psnr=PSNR_VARIANTS,
+            notes=(
+                "one rule for every method: any image not at 256x176 (GT, reference or generated) is resized "
+                "with PIL BICUBIC (antialiased); FID with the standard pytorch-fid weights vs all train.lst images",
+                "LPIPS VGG is available with --lpips-nets alex,vgg (slow on CPU: ~2 pairs/s)",
+            ),
+        ),
+    )
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ConfigError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}") from None

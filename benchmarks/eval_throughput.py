@@ -1,0 +1,258 @@
+"""Throughput and memory of `pgpis evaluate` against the bare-Inception floor (issue 3, performance).
+
+One command builds a synthetic set (N generated/GT pairs + M reference images at 256x176, smooth
+random images, random-weight networks with calibrated BatchNorm written into a private
+TORCH_HOME), then measures, each in its own subprocess so timings and peak RSS are clean:
+
+  floor   bare Inception forward passes (channels_last, fp32, batch 32) over the same N + M
+          images, decoding excluded, for every FID extractor of the protocol;
+  cold    `pgpis evaluate` with an empty reference-statistics cache: every image, every metric
+          of the protocol, wall clock of the whole command;
+  warm    the same command again, statistics cached (time should scale with N only);
+  half    cold and warm at N/2 + M/2, for the flat-memory and proportional-time checks.
+
+Targets: cold <= 1.25 x floor; peak RSS <= 1.2 GB and flat in N; warm proportional to N.
+
+    .venv/bin/python benchmarks/eval_throughput.py                      # 2,000 + 5,000 (slow)
+    .venv/bin/python benchmarks/eval_throughput.py --pairs 200 --refs 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (256, 176)
+
+
+def _smooth(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    small = rng.random((size[0] // 16, size[1] // 16, 3)).astype(np.float32)
+    return (cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(
+        np.uint8
+    )
+
+
+def build_dataset(root: Path, n_pairs: int, n_refs: int, seed: int = 0) -> tuple[Path, Path]:
+    """Dataset root in DeepFashion format + a generated folder; GT/reference images are 256x176 JPEGs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    train = [f"fashionWOMENDressesid{i:08d}01_1front.jpg" for i in range(n_refs)]
+    n_test = max(2, n_pairs // 2)
+    test = [f"fashionMENDenimid{i:08d}02_1front.jpg" for i in range(n_test)]
+    kp = "[" + ", ".join(["10"] * 18) + "]"
+    for split, names in (("train", train), ("test", test)):
+        folder = root / f"{split}_highres"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            Image.fromarray(_smooth(rng, SIZE)).save(folder / name, quality=90)
+        (root / f"{split}.lst").write_text("".join(n + "\n" for n in names))
+        (root / f"fasion-resize-annotation-{split}.csv").write_text(
+            "name:keypoints_y:keypoints_x\n" + "".join(f"{n}: {kp}: {kp}\n" for n in names)
+        )
+    pairs = [(test[(i + 1 + i // n_test) % n_test], test[i % n_test]) for i in range(n_pairs)]
+    (root / "fasion-resize-pairs-train.csv").write_text("from,to\n" + f"{train[0]},{train[1]}\n")
+    (root / "fasion-resize-pairs-test.csv").write_text("from,to\n" + "".join(f"{a},{b}\n" for a, b in pairs))
+    gen = root.parent / f"gen_{n_pairs}"
+    gen.mkdir(exist_ok=True)
+    for a, b in pairs:
+        stem = f"{Path(a).stem}_2_{Path(b).stem}"
+        Image.fromarray(_smooth(rng, SIZE)).save(gen / f"{stem}.png")
+    (gen / "manifest.json").write_text(json.dumps({"method": "synthetic-noise", "settings": {}}))
+    return root, gen
+
+
+def write_random_weights(torch_home: Path) -> None:
+    """Random-init weights in the real formats, BatchNorm calibrated so features are not degenerate."""
+    import torch
+    from torchvision.models import alexnet
+
+    from bench.metrics import weights
+    from bench.metrics.inception import fid_inception_skeleton, torchvision_inception_skeleton
+
+    os.environ["TORCH_HOME"] = str(torch_home)
+    dest = weights.checkpoints_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 299, 299) * 2 - 1
+    for key, net in (
+        ("pt_inception", fid_inception_skeleton()),
+        ("inception_v3_tv", torchvision_inception_skeleton()),
+    ):
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        net.train()
+        with torch.no_grad():
+            net(x)
+        torch.save(net.eval().state_dict(), dest / weights.WEIGHTS[key].filename)
+    sd = {
+        k: (torch.zeros(1).expand(v.shape) if k.startswith("classifier") and v.dim() == 2 else v)
+        for k, v in alexnet(weights=None).state_dict().items()
+    }
+    torch.save(sd, dest / weights.WEIGHTS["alexnet"].filename)
+
+
+FLOOR_CODE = r"""
+import json, sys, time, torch, numpy as np
+from pathlib import Path
+from PIL import Image
+from bench.metrics import weights
+from bench.metrics.inception import EXTRACTORS, build_extractor
+files = [Path(p) for p in json.loads(sys.argv[1])]
+extractors = json.loads(sys.argv[2])
+total = 0.0
+for ext in extractors:
+    model = build_extractor(ext, weights.checkpoints_dir() / weights.WEIGHTS[EXTRACTORS[ext]].filename)
+    for s in range(0, len(files), 32):
+        x = torch.from_numpy(np.stack([np.array(Image.open(f).convert("RGB")) for f in files[s:s + 32]]))
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+        t = time.perf_counter(); model(x); total += time.perf_counter() - t
+print(json.dumps({"floor_seconds": total, "images": len(files), "torch_threads": torch.get_num_threads()}))
+"""
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB, stdout); rusage of exactly this child via os.wait4."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err.read()[-3000:]}")
+        return wall, usage.ru_maxrss / 1024.0, out.read()
+
+
+def evaluate_cmd(protocol: str, root: Path, gen: Path, cache: Path, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bench.cli.main",
+        "evaluate",
+        "--protocol",
+        protocol,
+        "--images",
+        str(gen),
+        "--dataset",
+        str(root),
+        "--out",
+        str(out),
+        "--per-image",
+        str(out.with_suffix(".csv")),
+        "--cache-dir",
+        str(cache),
+        "--allow-unverified-weights",
+        "--no-progress",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=2000, help="generated/GT pairs N (default 2000)")
+    ap.add_argument("--refs", type=int, default=5000, help="reference (train) images M (default 5000)")
+    ap.add_argument("--protocol", default="cfld-256", help="protocol to evaluate (default cfld-256)")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic set here (default: temp)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from bench.metrics.protocols import get_protocol
+
+    protocol = get_protocol(args.protocol)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="pgpis-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    t = time.perf_counter()
+    write_random_weights(work / "torch")
+    sizes = [(args.pairs // 2, args.refs // 2), (args.pairs, args.refs)]
+    sets = {s: build_dataset(work / f"data_{s[0]}_{s[1]}" / "root", *s) for s in sizes}
+    print(f"built synthetic sets {sizes} and random weights in {time.perf_counter() - t:.0f} s under {work}")
+
+    results: dict[str, dict] = {}
+    for (n, m), (root, gen) in sets.items():
+        files = sorted(gen.glob("*.png")) + sorted((root / "train_highres").glob("*.jpg"))
+        _, floor_rss, out = run_child(
+            [
+                sys.executable,
+                "-c",
+                FLOOR_CODE,
+                json.dumps([str(f) for f in files]),
+                json.dumps(list(protocol.fid_extractors)),
+            ],
+            env,
+        )
+        floor = json.loads(out.strip().splitlines()[-1])
+        cache = work / f"cache_{n}"
+        cold_s, cold_rss, _ = run_child(
+            evaluate_cmd(protocol.name, root, gen, cache, work / f"cold_{n}.json"), env
+        )
+        warm_s, warm_rss, _ = run_child(
+            evaluate_cmd(protocol.name, root, gen, cache, work / f"warm_{n}.json"), env
+        )
+        rec = json.loads((work / f"cold_{n}.json").read_text())
+        assert rec["num_images"] == n and not rec["unavailable"], rec["unavailable"]
+        results[f"{n}+{m}"] = {
+            "pairs": n,
+            "refs": m,
+            "floor_s": floor["floor_seconds"],
+            "cold_s": cold_s,
+            "warm_s": warm_s,
+            "ratio_cold_floor": cold_s / floor["floor_seconds"],
+            "cold_peak_rss_mb": cold_rss,
+            "warm_peak_rss_mb": warm_rss,
+            "warm_s_per_pair": warm_s / n,
+            "metrics": sorted(rec["metrics"]),
+            "engine_timing": rec["timing_seconds"],
+            "torch_threads": floor["torch_threads"],
+        }
+    small, big = results[f"{sizes[0][0]}+{sizes[0][1]}"], results[f"{sizes[1][0]}+{sizes[1][1]}"]
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    print(
+        f"\nmachine: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
+        f"torch threads {big['torch_threads']}; protocol {protocol.name} ({', '.join(big['metrics'])})"
+    )
+    print(
+        "how: each measurement is its own subprocess; wall clock of the whole `pgpis evaluate` command "
+        "(start-up, model loading, FID sqrtm included); peak RSS from wait4 (ru_maxrss)"
+    )
+    for key, r in results.items():
+        print(
+            f"  {key:>12}: floor {r['floor_s']:7.1f} s | cold {r['cold_s']:7.1f} s = {r['ratio_cold_floor']:.2f} x floor "
+            f"| warm {r['warm_s']:6.1f} s ({1000 * r['warm_s_per_pair']:.0f} ms/pair) | peak RSS cold "
+            f"{r['cold_peak_rss_mb']:.0f} MB, warm {r['warm_peak_rss_mb']:.0f} MB"
+        )
+    print(
+        f"targets: cold <= 1.25 x floor: {big['ratio_cold_floor']:.2f} -> "
+        f"{'PASS' if big['ratio_cold_floor'] <= 1.25 else 'FAIL'}; peak RSS <= 1200 MB: "
+        f"{max(big['cold_peak_rss_mb'], small['cold_peak_rss_mb']):.0f} MB -> "
+        f"{'PASS' if max(big['cold_peak_rss_mb'], small['cold_peak_rss_mb']) <= 1200 else 'FAIL'}; "
+        f"RSS growth from N/2 to N: {big['cold_peak_rss_mb'] - small['cold_peak_rss_mb']:+.0f} MB; "
+        f"warm time ratio N / (N/2): {big['warm_s'] / small['warm_s']:.2f} (2.0 = proportional)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"machine": cpu, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
