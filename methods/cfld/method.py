@@ -1,0 +1,190 @@
+"""The ``cfld`` method plugin: CFLD (Lu et al., CVPR 2024) sampling and training.
+
+``--checkpoint`` is either the OFFICIAL released folder (``pytorch_model.bin`` +
+``pytorch_model_1.bin``; the SD-1.5 VAE comes from config ``vae``, a hub id or local folder) or a
+folder of ours (``config.json`` + ``model.safetensors`` + ``pipeline.json``, as ``pgpis train``
+writes). The condition image and cfld21 pose maps come at the model's sizes (256x256 in the paper
+config); images are generated at the diffusion size (512x512 in the paper config) and the engine
+resizes them to the evaluation size with bicubic + antialias, like the official ``eval()``.
+
+Config keys (all optional): ``scheduler`` (ddpm | ddim | dpmsolver++), ``num_inference_steps``,
+``guidance_type``, ``scales`` ({full, down, all, guidance}), ``dtype`` (auto | fp32 | fp16 | bf16;
+auto = fp32 on CPU, fp16 on GPU), ``model`` (CFLDConfig mapping for an official folder; default
+the paper config), ``vae`` (SD-1.5 hub id or folder, official folders only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.api import InputSpec, Method, MethodInfo, PairBatch
+from bench.errors import ConfigError, DataError
+
+SAMPLING_KEYS = ("scheduler", "num_inference_steps", "guidance_type", "scales", "dtype", "clip_sample")
+CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae")
+
+
+class CFLDMethod(Method):
+    info = MethodInfo(
+        name="cfld",
+        description="Coarse-to-Fine Latent Diffusion (native re-implementation; loads the official checkpoint)",
+        paper="Lu et al., Coarse-to-Fine Latent Diffusion for Pose-Guided Person Image Synthesis, CVPR 2024",
+        trainable=True,
+        extra={"default_guidance": "uc_down_full", "default_scheduler": "ddpm/50"},
+    )
+
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        pipeline: Any = None,
+        checkpoint: str | None = None,
+        checkpoint_format: str | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.pipeline = pipeline
+        self.checkpoint = checkpoint
+        self.checkpoint_format = checkpoint_format
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
+        device: str | torch.device = "cpu",
+    ) -> CFLDMethod:
+        from methods.cfld.pipeline import CFLDPipeline, SamplingSettings
+
+        config = dict(config or {})
+        unknown = sorted(set(config) - set(CONFIG_KEYS))
+        if unknown:
+            raise ConfigError(f"cfld: unknown config key(s) {unknown}; known: {', '.join(CONFIG_KEYS)}")
+        if checkpoint is None:
+            raise ConfigError(
+                "cfld needs --checkpoint: the official CFLD folder (pytorch_model.bin + pytorch_model_1.bin) "
+                "or a folder written by `pgpis train --method cfld` (its model/ subfolder)"
+            )
+        device = torch.device(device)
+        model, codec, sampling, fmt = _load(Path(checkpoint), config)
+        sampling.update({k: config[k] for k in SAMPLING_KEYS if k in config})
+        dtype = sampling.get("dtype", "auto")
+        if dtype == "auto":
+            sampling["dtype"] = "fp16" if device.type == "cuda" else "fp32"
+        settings = SamplingSettings.from_dict(sampling)
+        model = model.to(device).eval()
+        codec = codec.to(device)
+        return cls(config, CFLDPipeline(model, codec, settings), str(checkpoint), fmt)
+
+    # -- the plugin contract ------------------------------------------------------------------------
+    @property
+    def inputs(self) -> InputSpec:
+        cfg = self._model().config
+        return InputSpec(
+            image_size=tuple(cfg.swin.img_size), pose_kind="cfld21", pose_size=tuple(cfg.pose.img_size)
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device if self.pipeline is not None else torch.device("cpu")
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "method": self.info.name,
+            "checkpoint_format": self.checkpoint_format,
+            "checkpoint": self.checkpoint,
+            "sampling": self.pipeline.settings.to_dict() if self.pipeline is not None else None,
+            "latent": self.pipeline.codec.describe() if self.pipeline is not None else None,
+            "model": self._model().config.to_dict() if self.pipeline is not None else None,
+        }
+
+    def generate(self, batch: PairBatch, generator: list[torch.Generator]) -> torch.Tensor:
+        if batch.target_pose is None:
+            raise ConfigError("cfld needs cfld21 target pose maps in the batch (InputSpec.pose_kind)")
+        return self.pipeline(batch.source_image, batch.target_pose, generator)
+
+    def train(self, args: Any) -> None:
+        from methods.cfld.train import train
+        from methods.cfld.train_settings import TrainSettings
+
+        settings = TrainSettings.from_yaml(args.config)
+        result = train(
+            settings,
+            args.dataset,
+            args.out,
+            max_steps=getattr(args, "max_steps", None),
+            resume=bool(getattr(args, "resume", False)),
+            tracker=getattr(args, "tracker", "none") or "none",
+        )
+        last = f"last loss {result.losses[max(result.losses)]:.4f}" if result.losses else "no new steps"
+        print(
+            f"pgpis train: cfld reached step {result.global_step} in {result.seconds:.0f} s ({last}); "
+            f"model in {result.model_dir}"
+        )
+
+    def _model(self) -> Any:
+        if self.pipeline is None:
+            raise ConfigError("cfld: build the method with from_config(config, checkpoint) first")
+        return self.pipeline.model
+
+
+def _load(folder: Path, config: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], str]:
+    """(model, codec, sampling defaults, format) from an official or our checkpoint folder."""
+    from methods.cfld.checkpoint import (
+        CONFIG_NAME,
+        OFFICIAL_FILES,
+        WEIGHTS_NAME,
+        load_official,
+        load_pretrained,
+    )
+    from methods.cfld.config import CFLDConfig
+    from methods.cfld.model import CFLDModel
+    from methods.cfld.train import PIPELINE_FILE
+    from methods.cfld.vae import build_codec
+
+    if not folder.is_dir():
+        raise DataError(
+            f"CFLD checkpoint folder {folder} does not exist; pass the official folder "
+            f"({' + '.join(OFFICIAL_FILES)}) or the model/ folder of a `pgpis train` run"
+        )
+    if (folder / OFFICIAL_FILES[0]).is_file() or (folder / OFFICIAL_FILES[1]).is_file():
+        cfg = CFLDConfig.from_dict(dict(config.get("model") or {"base": "paper"}))
+        # The VAE first: a missing SD-1.5 download fails before gigabytes of weights are read.
+        codec = build_codec({"kind": "sd_vae", "vae": config.get("vae")})
+        model = CFLDModel(cfg)
+        load_official(model, folder)
+        # The official TEST defaults: DDPM, 50 steps, uc_down_full 2.0/2.0, 512x512 generation.
+        sampling = {"scheduler": "ddpm", "num_inference_steps": 50, "diffusion_size": list(cfg.gt_img_size)}
+        return model, codec, sampling, "official"
+    if (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file():
+        if "model" in config:
+            raise ConfigError(
+                "cfld: config key 'model' applies to official folders only; ours carry config.json"
+            )
+        model = load_pretrained(folder)
+        meta_path = folder / PIPELINE_FILE
+        meta: dict[str, Any] = {}
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"{meta_path} is not valid JSON ({e}); re-save the model with `pgpis train`"
+                ) from e
+        latent = dict(meta.get("latent") or {"kind": "sd_vae"})
+        if latent.get("kind") == "sd_vae" and config.get("vae"):
+            latent["vae"] = config["vae"]
+        sampling = dict(meta.get("sampling") or {})
+        sampling.setdefault("diffusion_size", list(model.config.gt_img_size))
+        sampling.pop("dtype", None)  # chosen for the device at load time
+        return model, build_codec(latent), sampling, "pgpis"
+    raise DataError(
+        f"{folder} is not a CFLD checkpoint: expected the official {' + '.join(OFFICIAL_FILES)} or our "
+        f"{CONFIG_NAME} + {WEIGHTS_NAME} (+ {PIPELINE_FILE}); check the --checkpoint path"
+    )
+
+
+__all__ = ["CFLDMethod"]

@@ -1,0 +1,192 @@
+"""CFLD sampling: condition image + target pose map -> image at the diffusion size.
+
+One sampling step is ONE batched UNet call over all guidance branches (see :mod:`guidance`), as in
+the official ``sample()``. Randomness comes only from the per-pair generators: the initial noise
+and every ancestral (DDPM) noise draw of pair i use generator i, so an image does not depend on
+the batch it was generated in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from methods.cfld.guidance import (
+    DEFAULT_GUIDANCE,
+    GuidanceScales,
+    batch_conditions,
+    check_guidance_type,
+    combine,
+)
+from methods.cfld.schedulers import DEFAULT_SCHEDULER, DEFAULT_STEPS, fresh_copy, make_scheduler
+from methods.cfld.vae import LatentCodec
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class SamplingSettings:
+    """Every setting that changes the sampled pixels (written into generation manifests)."""
+
+    scheduler: str = DEFAULT_SCHEDULER
+    num_inference_steps: int = DEFAULT_STEPS
+    guidance_type: str = DEFAULT_GUIDANCE
+    scales: GuidanceScales = field(default_factory=GuidanceScales)
+    diffusion_size: tuple[int, int] = (512, 512)  # INPUT.GT.IMG_SIZE: the image the UNet denoises
+    dtype: str = "fp32"  # autocast dtype: fp32 (CPU default), fp16 or bf16
+    # Clip each step's x0 estimate to [-1,1] (DDPM/DDIM only). Off for SD latents (official);
+    # on for pixel-space models, whose data lie in [-1,1] (as in the original pixel DDPM).
+    clip_sample: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SamplingSettings:
+        from bench.errors import ConfigError
+
+        d = dict(d or {})
+        known = {
+            "scheduler",
+            "num_inference_steps",
+            "guidance_type",
+            "scales",
+            "diffusion_size",
+            "dtype",
+            "clip_sample",
+        }
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown CFLD sampling setting(s) {unknown}; known: {sorted(known)}")
+        scales = GuidanceScales(**(d.pop("scales", None) or {}))
+        if "diffusion_size" in d:
+            d["diffusion_size"] = tuple(int(v) for v in d["diffusion_size"])
+        s = cls(scales=scales, **d)
+        check_guidance_type(s.guidance_type)
+        make_scheduler(s.scheduler)  # validates the name
+        if s.clip_sample and s.scheduler not in ("ddpm", "ddim"):
+            raise ConfigError(
+                f"CFLD clip_sample works with the ddpm and ddim schedulers, not {s.scheduler!r}"
+            )
+        if s.dtype not in DTYPES:
+            raise ConfigError(f"CFLD dtype must be one of {', '.join(DTYPES)}, got {s.dtype!r}")
+        if int(s.num_inference_steps) < 1:
+            raise ConfigError(f"CFLD num_inference_steps must be >= 1, got {s.num_inference_steps}")
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheduler": self.scheduler,
+            "num_inference_steps": int(self.num_inference_steps),
+            "guidance_type": self.guidance_type,
+            "scales": dataclasses.asdict(self.scales),
+            "diffusion_size": list(self.diffusion_size),
+            "dtype": self.dtype,
+            "clip_sample": bool(self.clip_sample),
+        }
+
+
+def per_pair_noise(
+    shape: tuple[int, ...], generators: list[torch.Generator], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """(B, *shape) noise where row i comes from generator i alone (drawn on the generator's device)."""
+    rows = [torch.randn(shape, generator=g, device=g.device, dtype=torch.float32) for g in generators]
+    return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+class CFLDPipeline:
+    """Sampling with a :class:`methods.cfld.model.CFLDModel` and a latent codec."""
+
+    def __init__(self, model: Any, codec: LatentCodec, settings: SamplingSettings | None = None) -> None:
+        self.model = model
+        self.codec = codec
+        self.settings = settings or SamplingSettings()
+        clip = {"clip_sample": True} if self.settings.clip_sample else {}
+        self.scheduler = make_scheduler(self.settings.scheduler, **clip)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def latent_shape(self) -> tuple[int, int, int]:
+        h, w = self.settings.diffusion_size
+        f = self.codec.downscale
+        if h % f or w % f:
+            raise ValueError(f"diffusion size {h}x{w} is not divisible by the codec's downscale {f}")
+        return (self.codec.channels, h // f, w // f)
+
+    def _autocast(self) -> Any:
+        dtype = DTYPES[self.settings.dtype]
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    @torch.no_grad()
+    def encode_conditions(
+        self, cond_image: torch.Tensor, pose_map: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:
+        """The once-per-image (non-UNet) part: appearance encoder, decoder prompt, pose adapter.
+
+        ``cond_image`` is in [0,1] at the model's condition size (256x256); the official dataset
+        normalises it to [-1,1].
+        """
+        with self._autocast():
+            prompt, hga = self.model.encode_appearance(cond_image * 2.0 - 1.0)
+            pose = self.model.encode_pose(pose_map)
+        return prompt, list(pose), dict(hga)
+
+    @torch.no_grad()
+    def denoise_step(
+        self,
+        scheduler: Any,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        conditions: tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]],
+        generator: list[torch.Generator] | None,
+    ) -> torch.Tensor:
+        """One sampling step: one batched UNet call over the guidance branches, then the scheduler."""
+        s = self.settings
+        prompts, poses, biases = conditions
+        n = prompts.shape[0] // latents.shape[0]
+        inputs = scheduler.scale_model_input(torch.cat([latents] * n), t)
+        timesteps = t.reshape(1).expand(inputs.shape[0]).to(inputs.device)
+        with self._autocast():
+            eps = self.model.unet_forward(inputs, timesteps, prompts, pose_features=poses, hga_biases=biases)
+        eps = combine(s.guidance_type, eps.float(), s.scales)
+        return scheduler.step(eps, t, latents, generator=generator).prev_sample
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        cond_image: torch.Tensor,
+        pose_map: torch.Tensor,
+        generator: list[torch.Generator] | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Sample (B,3,H,W) images in [0,1] at ``settings.diffusion_size``."""
+        s = self.settings
+        device = self.device
+        bsz = cond_image.shape[0]
+        if generator is not None and len(generator) != bsz:
+            raise ValueError(f"need one generator per pair: got {len(generator)} for a batch of {bsz}")
+        cond_image = cond_image.to(device, torch.float32)
+        pose_map = pose_map.to(device, torch.float32)
+        prompt, pose, hga = self.encode_conditions(cond_image, pose_map)
+        uncond = self.model.learnable_vector
+        conditions = batch_conditions(s.guidance_type, prompt, uncond, pose, hga)
+
+        scheduler = fresh_copy(self.scheduler)
+        scheduler.set_timesteps(int(s.num_inference_steps), device=device)
+        shape = self.latent_shape()
+        if generator is None:
+            latents = torch.randn((bsz, *shape), device=device)
+        else:
+            latents = per_pair_noise(shape, generator, device, torch.float32)
+        latents = latents * scheduler.init_noise_sigma
+        for t in tqdm(scheduler.timesteps, desc="cfld sampling", disable=not progress, leave=False):
+            latents = self.denoise_step(scheduler, latents, t, conditions, generator)
+        with self._autocast():
+            images = self.codec.decode(latents)
+        return (images.float() * 0.5 + 0.5).clamp(0, 1)
+
+
+__all__ = ["DTYPES", "CFLDPipeline", "SamplingSettings", "per_pair_noise"]

@@ -1,0 +1,256 @@
+"""CFLD training: the loss falls, a resumed run continues exactly, the schedule and CLI behave."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.cli.main import main as pgpis
+from bench.data.synth import SynthSettings, synthesize
+from methods.cfld.schedulers import make_scheduler
+from methods.cfld.train import micro_generator, prepare_inputs, train
+from methods.cfld.train_data import CFLDTrainData, collate
+from methods.cfld.train_settings import TrainSettings, lr_at
+
+# A micro CFLD (tiny widths, 16x16 latent of a 32x32 pixel-space image) so training runs in seconds.
+MICRO_MODEL = {
+    "base": "tiny",
+    "gt_img_size": [32, 32],
+    "swin": {"img_size": [64, 64]},
+    "pose": {"img_size": [64, 64]},
+    "unet": {"config": {"in_channels": 12, "out_channels": 12, "sample_size": 16}},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> object:
+    """One torch thread: on the small shared CPU, OpenMP oversubscription makes these tiny models'
+    steps 10-50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def micro_settings(**overrides: object) -> TrainSettings:
+    base = {
+        "model": MICRO_MODEL,
+        "latent": {"kind": "pixel", "factor": 2},
+        "init_unet": None,
+        "init_swin": None,
+        "sampling": {"scheduler": "ddim", "num_inference_steps": 2},
+        "batch_size": 2,
+        "mixed_precision": "no",
+        "gradient_checkpointing": False,
+        "lr": 1e-3,
+        "warmup_steps": 2,
+        "decay_epochs": [1000],
+        "checkpoint_every": 1000,
+        "num_workers": 0,
+    }
+    return TrainSettings.from_dict({**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def micro_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "ds"
+    # 2 train identities x 3 images -> 12 ordered pairs (6 micro-batches of 2 per epoch).
+    synthesize(root, SynthSettings(train_identities=2, test_identities=1, images_per_identity=3))
+    return root
+
+
+def _fixed_loss(model: torch.nn.Module, settings: TrainSettings, root: Path) -> float:
+    """Mean loss over fixed batches and fixed draws (timesteps, noise, dropout)."""
+    from methods.cfld.train import TrainStep
+    from methods.cfld.vae import PixelCodec
+
+    data = CFLDTrainData(str(root), (32, 32), (64, 64), (64, 64))
+    step = TrainStep(model).eval()
+    sched = make_scheduler("ddpm")
+    losses = []
+    with torch.no_grad():
+        for k in range(6):
+            batch = collate([data[2 * k], data[2 * k + 1]])
+            inputs = prepare_inputs(
+                batch, PixelCodec(2), sched, settings, 0.2, micro_generator(99, k, 0), torch.device("cpu")
+            )
+            losses.append(step(**inputs).item())
+    return sum(losses) / len(losses)
+
+
+def test_loss_decreases_over_a_few_dozen_steps(micro_data: Path, tmp_path: Path) -> None:
+    from accelerate.utils import set_seed
+
+    from methods.cfld.checkpoint import load_pretrained
+    from methods.cfld.train import _build_model
+
+    settings = micro_settings()
+    set_seed(settings.seed)  # the same initial weights train() starts from
+    before = _fixed_loss(_build_model(settings), settings, micro_data)
+    result = train(settings, str(micro_data), tmp_path / "run", max_steps=30)
+    assert result.global_step == 30 and sorted(result.losses) == list(range(1, 31))
+    assert all(math.isfinite(v) for v in result.losses.values())
+    after = _fixed_loss(load_pretrained(result.model_dir), settings, micro_data)
+    assert after < 0.7 * before, (before, after)
+    # The final model folder is complete and the pipeline settings travel with it.
+    assert {p.name for p in result.model_dir.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "pipeline.json",
+    }
+
+
+def test_resume_gives_the_same_next_losses_and_weights(micro_data: Path, tmp_path: Path) -> None:
+    """12 pairs, batch 2: 6 micro-steps per epoch. Interrupt at step 3 (mid-epoch 0) and at step 7
+    (mid-epoch 1); every resumed step equals the uninterrupted run."""
+    settings = micro_settings(checkpoint_every=3, keep_checkpoints=1)
+    full = train(settings, str(micro_data), tmp_path / "full", max_steps=8)
+    part = tmp_path / "part"
+    first = train(settings, str(micro_data), part, max_steps=3)
+    assert [p.name for p in (part / "checkpoints").iterdir()] == ["step_00000003"]
+    with pytest.raises(Exception, match="--resume"):
+        train(settings, str(micro_data), part, max_steps=8)
+    second = train(settings, str(micro_data), part, max_steps=7, resume=True)
+    third = train(settings, str(micro_data), part, max_steps=8, resume=True)
+    assert sorted(second.losses) == [4, 5, 6, 7] and sorted(third.losses) == [8]
+    resumed = {**first.losses, **second.losses, **third.losses}
+    assert sorted(resumed) == sorted(full.losses) == list(range(1, 9))
+    for k in resumed:
+        assert resumed[k] == pytest.approx(full.losses[k], rel=1e-6, abs=1e-7), k
+    a = load_file(str(full.model_dir / "model.safetensors"))
+    b = load_file(str(third.model_dir / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_lr_schedule_matches_the_official_warmup_and_decay() -> None:
+    s = TrainSettings(lr=1e-4, warmup_steps=1000, warmup_rate=0.1, decay_rate=0.1, decay_epochs=[50])
+    assert lr_at(0, s, 455) == pytest.approx(1e-4 * (0.1 + 0.9 / 1000))
+    assert lr_at(499, s, 455) == pytest.approx(1e-4 * (0.1 + 0.9 * 0.5))
+    assert lr_at(999, s, 455) == pytest.approx(1e-4)
+    assert lr_at(50 * 455 - 1, s, 455) == pytest.approx(1e-4)
+    assert lr_at(50 * 455, s, 455) == pytest.approx(1e-5)
+
+
+def test_draws_follow_the_recipe(micro_data: Path) -> None:
+    """Cubic timesteps favour high noise; the joint batch doubles the pairs; the flip is on the
+    condition image only; prompt dropout is per sample."""
+    settings = micro_settings()
+    data = CFLDTrainData(str(micro_data), (32, 32), (64, 64), (64, 64))
+    batch = collate([data[0], data[1]])
+    from methods.cfld.vae import PixelCodec
+
+    ts, drops, flipped = [], [], 0
+    for k in range(200):
+        inp = prepare_inputs(
+            batch,
+            PixelCodec(2),
+            make_scheduler("ddpm"),
+            settings,
+            0.2,
+            micro_generator(1, k, 0),
+            torch.device("cpu"),
+        )
+        assert inp["noisy"].shape == (4, 12, 16, 16) and inp["pose"].shape[0] == 4
+        ts.append(inp["timesteps"])
+        drops.append(inp["drop"].flatten())
+        for i in range(2):
+            same = torch.allclose(inp["img_cond"][i], batch["img_cond"][i] * 2 - 1)
+            mirrored = torch.allclose(inp["img_cond"][i], batch["img_cond"][i].flip(-1) * 2 - 1)
+            assert same != mirrored  # either kept or mirrored, nothing else
+            flipped += int(mirrored)
+    t = torch.cat(ts).float()
+    assert t.min() >= 0 and t.max() <= 999
+    # P(t >= 500) = P(u^3 <= 0.5) = 0.794 (uniform sampling would give 0.5); 800 draws, sd 0.014
+    assert 0.74 < (t >= 500).float().mean() < 0.85
+    assert 0.12 < torch.cat(drops).mean() < 0.28
+    assert 160 < flipped < 240  # 400 condition images, p = 0.5
+
+
+def test_cli_train_refuses_untrainable_and_unknown_methods(
+    micro_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("batch_size: 2\n")
+    args = ["train", "--config", str(cfg), "--dataset", str(micro_data), "--out", str(tmp_path / "o")]
+    assert pgpis([*args, "--method", "copy-source"]) == 2
+    assert "cannot be trained" in capsys.readouterr().err
+    assert pgpis([*args, "--method", "cfldd"]) == 2
+    assert "cfld" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 1\n")
+    assert (
+        pgpis(
+            [
+                "train",
+                "--method",
+                "cfld",
+                "--config",
+                str(bad),
+                "--dataset",
+                str(micro_data),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "learning_rate" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="measured 2026-11-24 (500 steps, DDPM 50 + clip, uc_down_full 2/2): CFLD ssim_w51 0.409 vs "
+    "copy-source 0.318 (beats), but psnr 11.11 vs 11.97 and ssim_g15_dr 0.335 vs 0.633 (does not yet)",
+)
+def test_tiny_config_beats_copy_source_on_the_synthetic_set(tmp_path: Path) -> None:
+    """The whole embedded pipeline (about 25 minutes on the 2-core CPU): synth -> train the tiny
+    config -> generate -> evaluate; the trained tiny CFLD must beat copy-source on SSIM and PSNR."""
+    import json
+
+    from _support import REPO
+
+    data = tmp_path / "synth"
+    assert pgpis(["synth", "--out", str(data)]) == 0
+    config = REPO / "methods" / "cfld" / "configs" / "train_tiny.yaml"
+    run = tmp_path / "run"
+    assert (
+        pgpis(
+            ["train", "--method", "cfld", "--config", str(config), "--dataset", str(data), "--out", str(run)]
+        )
+        == 0
+    )
+    scores = {}
+    for name, extra in (("cfld", ["--checkpoint", str(run / "model")]), ("copy-source", [])):
+        images = tmp_path / name
+        assert (
+            pgpis(["generate", "--method", name, *extra, "--dataset", str(data), "--out", str(images)]) == 0
+        )
+        out = tmp_path / f"{name}.json"
+        args = ["evaluate", "--protocol", "cfld-256", "--images", str(images), "--dataset", str(data)]
+        assert pgpis([*args, "--out", str(out), "--no-progress"]) == 0
+        scores[name] = json.loads(out.read_text())["metrics"]
+    for metric in ("ssim_w51", "ssim_g15_dr", "psnr"):
+        assert scores["cfld"][metric] > scores["copy-source"][metric], (metric, scores)
+
+
+def test_mlflow_tracker_logs_params_loss_and_lr(micro_data: Path, tmp_path: Path) -> None:
+    import mlflow
+
+    result = train(
+        micro_settings(log_every=1), str(micro_data), tmp_path / "run", max_steps=2, tracker="mlflow"
+    )
+    runs = mlflow.search_runs(experiment_names=["pgpis-cfld"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.params["lr"] == "0.001" and run.data.params["total_steps"] == "2"
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == pytest.approx([result.losses[1], result.losses[2]])
+    assert "lr" in run.data.metrics
