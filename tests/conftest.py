@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from _support import CFLD_PARITY, SPLITS, require_shared
 
 # Hub look-ups retry for ~23 s before failing offline; fail at once instead.

@@ -381,25 +381,18 @@ def evaluate(
     pos = 0
     it = _batches(n, load, opts.batch_size, opts.workers, opts.ahead)
     for batch in _progress(it, -(-n // opts.batch_size), f"evaluate {protocol.name}", opts.progress):
-        b = len(batch)
-        sl = slice(pos, pos + b)
-        kb = torch.from_numpy(keep[sl])
-        gen_u8 = torch.stack([x[0] for x in batch])
-        gt_u8 = torch.stack([x[1] for x in batch])
-        gen_m = _metric_tensor([x[2] for x in batch], gen_u8)
-        gt_m = _metric_tensor([x[3] for x in batch], gt_u8)
-        for ext, model in nets.extractors.items():
-            if kb.any():
-                running[ext].update(model(gen_m[kb] / 255.0))
-        for net, model in nets.lpips.items():
-            if protocol.lpips_input == "unit":
-                a, c = 2 * (gen_m / 255.0) - 1, 2 * (gt_m / 255.0) - 1  # lpips normalize=True on [0, 1]
-            else:
-                a, c = gen_m / 127.5 - 1, gt_m / 127.5 - 1
-            per_image[lpips_metric_name(net)][sl] = model(a, c).numpy()
-        _score_pixels(protocol, gen_u8, gt_u8, per_image, sl)
-        pos += b
+        # Sub-chunks of NET_CHUNK pairs: the float views and network activations of a whole batch
+        # would dominate peak RSS; every value is per image (FID sums are order-independent).
+        for j in range(0, len(batch), NET_CHUNK):
+            chunk = batch[j : j + NET_CHUNK]
+            _score_chunk(protocol, nets, chunk, keep, running, per_image, slice(pos, pos + len(chunk)))
+            pos += len(chunk)
+        del batch
     gen_seconds = time.perf_counter() - t_gen
+    # The networks (~120 MB of weights) are done; free them before the 2048-d Frechet distance,
+    # whose float64 temporaries (~150 MB) would otherwise stack on top of them (peak RSS).
+    nets.extractors = dict.fromkeys(nets.extractors)
+    nets.lpips.clear()
 
     metrics: dict[str, float] = {}
     unavailable = dict(nets.unavailable)
@@ -471,7 +464,39 @@ def evaluate(
     return record, rows
 
 
-PIXEL_CHUNK = 8  # images per SSIM call: the float64 filter maps of 32 images would need ~0.5 GB
+def _score_chunk(
+    protocol: Protocol,
+    nets: Networks,
+    chunk: list,
+    keep: np.ndarray,
+    running: dict[str, RunningStats],
+    per_image: dict[str, np.ndarray],
+    sl: slice,
+) -> None:
+    """FID features, LPIPS, SSIM and PSNR of a few decoded pairs (rows ``sl`` of the outputs)."""
+    kb = torch.from_numpy(keep[sl])
+    gen_u8 = torch.stack([x[0] for x in chunk])
+    gt_u8 = torch.stack([x[1] for x in chunk])
+    gen_m = _metric_tensor([x[2] for x in chunk], gen_u8)
+    for ext, model in nets.extractors.items():
+        if kb.any():
+            running[ext].update(model(gen_m[kb] / 255.0))
+    if nets.lpips:
+        gt_m = _metric_tensor([x[3] for x in chunk], gt_u8)
+        if protocol.lpips_input == "unit":
+            a, c = 2 * (gen_m / 255.0) - 1, 2 * (gt_m / 255.0) - 1  # lpips normalize=True on [0, 1]
+        else:
+            a, c = gen_m / 127.5 - 1, gt_m / 127.5 - 1
+        del gt_m
+        for net, model in nets.lpips.items():
+            per_image[lpips_metric_name(net)][sl] = model(a, c).numpy()
+        del a, c
+    del gen_m
+    _score_pixels(protocol, gen_u8, gt_u8, per_image, sl)
+
+
+NET_CHUNK = 8  # pairs whose float views and activations are alive at once
+PIXEL_CHUNK = 4  # images per SSIM call: the 5 filtered float32 maps and temporaries, ~60 MB at 4
 
 
 def _score_pixels(

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 BACKBONE_WEIGHT = {"alex": "alexnet", "vgg": "vgg16"}
+CHUNK = 8  # pairs per forward pass (bounds activation memory)
 
 
 def head_path(net: str, version: str = "0.1") -> Path:
@@ -47,7 +48,9 @@ class Lpips(nn.Module):
         missing = self.model.load_state_dict(heads, strict=False).missing_keys
         if any(k.split(".")[0][3:].isdigit() for k in missing):  # lin0..lin4 (lins.* are aliases)
             raise ValueError(f"{head_path(net, version)}: LPIPS heads incomplete, missing {missing}")
-        state = torch.load(Path(backbone_path), map_location="cpu", weights_only=True)
+        # mmap: only the pages of the feature tensors copied below are read; the classifier
+        # (AlexNet: 240 MB of the 244 MB file) never enters memory (peak RSS, issue 3).
+        state = torch.load(Path(backbone_path), map_location="cpu", weights_only=True, mmap=True)
         # lpips slices keep torchvision's `features.<index>` numbering as child names.
         modules: dict[int, nn.Module] = {}
         for slice_module in self.model.net.children():
@@ -66,8 +69,16 @@ class Lpips(nn.Module):
             raise ValueError(
                 f"{backbone_path}: expected {expected} backbone tensors for LPIPS {net}, found {loaded}"
             )
+        del state  # unmaps the file
         self.eval().requires_grad_(False)
 
     @torch.inference_mode()
     def forward(self, pred_pm1: torch.Tensor, gt_pm1: torch.Tensor) -> torch.Tensor:
-        return self.model(pred_pm1.float(), gt_pm1.float()).reshape(-1).to(torch.float64)
+        # Chunks of CHUNK pairs: the package keeps both inputs' features, their normalised copies
+        # and squared differences alive at once (~8 MB per pair at 256x176); per pair the values
+        # do not depend on the chunking.
+        out = [
+            self.model(pred_pm1[i : i + CHUNK].float(), gt_pm1[i : i + CHUNK].float()).reshape(-1)
+            for i in range(0, pred_pm1.shape[0], CHUNK)
+        ]
+        return torch.cat(out).to(torch.float64) if out else pred_pm1.new_zeros(0, dtype=torch.float64)

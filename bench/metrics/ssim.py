@@ -1,14 +1,14 @@
 """SSIM exactly as scikit-image's ``structural_similarity`` computes it, batched in torch.
 
-The reference scripts pass float32 arrays, so scikit-image works in float32: each separable
-filter pass (scipy.ndimage) yields float32, the SSIM map is formed in float32 and averaged in
-float64 over the interior (a border of ``(win - 1) // 2`` px is cropped), channel means are
-stored as float32 and averaged. We follow that arithmetic expression by expression. Because the
-border is cropped, "valid" filtering gives exactly the kept pixels, so ndimage's reflect padding
-never matters. The filters are banded float64 matmuls (BLAS; faster here than conv2d) rounded
-to float32 after each pass, reproducing ndimage's rounding, so the per-image SSIM matches
-scikit-image to ~1e-9 relative (tests require 1e-6). Float32 filtering would be ~2.5x faster
-but misses 1e-6 on noisy images (cancellation in E[x^2] - E[x]^2 at the x255 scale).
+The reference scripts pass float32 arrays, so scikit-image works in float32: it filters each
+channel with ``scipy.ndimage`` (``uniform_filter`` or ``gaussian_filter``, reflect mode, float32
+output), forms the SSIM map in float32 and averages it in float64 over the interior (a border of
+``(win - 1) // 2`` px is cropped), stores channel means as float32 and averages them. We call the
+very same ndimage filters on a stack of all maps of a batch (size/sigma 0 along the stack axis, which
+ndimage skips, so each map is filtered exactly as the reference's 2-D call) and follow the rest
+expression by expression in torch. The filters are therefore bit-identical to the reference, and
+ndimage's running-sum uniform filter (O(1) per pixel in the window size) and 1-D Gaussian passes
+are ~6x faster here than the banded float64 matmuls this module used before.
 
 Variants (names in README.md):
 - ``w51``: uniform 51x51 window, sample covariance (NP/(NP-1)), data_range given (1 on [0, 1]);
@@ -20,7 +20,6 @@ that image and the engine reports it as undefined (never averaged in silently).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -33,35 +32,22 @@ def gaussian_radius(sigma: float) -> int:
     return int(TRUNCATE * sigma + 0.5)
 
 
-def _gauss_kernel(sigma: float) -> torch.Tensor:
-    r = gaussian_radius(sigma)
-    x = torch.arange(-r, r + 1, dtype=torch.float64)
-    phi = torch.exp(-0.5 / (sigma * sigma) * x**2)
-    return phi / phi.sum()
+def _filter_maps(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tensor:
+    """scikit-image's filter of each (H, W) map of (N, H, W) float32, then the interior crop.
 
-
-@functools.lru_cache(maxsize=32)
-def _band(n: int, win: int, sigma: float | None) -> torch.Tensor:
-    """(n - win + 1, n) float64 matrix whose rows hold the window: a "valid" 1-D filter as a matmul."""
-    k = _gauss_kernel(sigma) if sigma is not None else torch.full((win,), 1.0 / win, dtype=torch.float64)
-    m = n - win + 1
-    band = torch.zeros(m, n, dtype=torch.float64)
-    rows = torch.arange(m)
-    for i in range(win):
-        band[rows, rows + i] = k[i]
-    return band
-
-
-def _filter_valid(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tensor:
-    """Valid separable filter of (N, H, W) float32 along H then W, as ndimage does it.
-
-    Each pass accumulates in float64 (BLAS) and is rounded to float32, like ndimage's
-    double-buffered 1-D passes writing into a float32 output.
+    ``scipy.ndimage`` works per axis along axes with a size > 1 (or sigma > 0) only, so the stack
+    axis is untouched and every map is filtered exactly as ``filter_func(map)`` in skimage.
     """
-    kh = _band(x.shape[1], win, sigma)
-    kw = _band(x.shape[2], win, sigma).T
-    y = torch.matmul(kh, x.to(torch.float64)).to(torch.float32)
-    return torch.matmul(y.to(torch.float64), kw).to(torch.float32)
+    from scipy import ndimage
+
+    arr = x.detach().to(torch.float32).contiguous().numpy()
+    if sigma is not None:
+        out = ndimage.gaussian_filter(arr, sigma=(0.0, sigma, sigma), truncate=TRUNCATE)
+    else:
+        out = ndimage.uniform_filter(arr, size=(1, win, win))
+    pad = (win - 1) // 2
+    h, w = arr.shape[1:]
+    return torch.from_numpy(out)[:, pad : h - pad, pad : w - pad]
 
 
 def ssim(
@@ -97,8 +83,8 @@ def ssim(
 
     x = gt.reshape(b * c, h, w)
     y = pred.reshape(b * c, h, w)
-    # One batched filter call for the five maps (fewer, larger BLAS calls).
-    maps = _filter_valid(torch.cat([x, y, x * x, y * y, x * y]), win, gaussian_sigma)
+    # One filter call for the five maps of the whole batch (one pass through ndimage's C loop).
+    maps = _filter_maps(torch.cat([x, y, x * x, y * y, x * y]), win, gaussian_sigma)
     ux, uy, uxx, uyy, uxy = maps.chunk(5)
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)
