@@ -111,7 +111,7 @@ from pathlib import Path
 from PIL import Image
 from bench.metrics import weights
 from bench.metrics.inception import EXTRACTORS, build_extractor
-files = [Path(p) for p in json.loads(sys.argv[1])]
+files = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 extractors = json.loads(sys.argv[2])
 total = 0.0
 for ext in extractors:
@@ -196,12 +196,15 @@ def main() -> None:
     results: dict[str, dict] = {}
     for (n, m), (root, gen) in sets.items():
         files = sorted(gen.glob("*.png")) + sorted((root / "train_highres").glob("*.jpg"))
+        # The list goes through a file: thousands of paths overflow the argument list limit.
+        file_list = work / f"floor_files_{n}_{m}.json"
+        file_list.write_text(json.dumps([str(f) for f in files]))
         _, floor_rss, out = run_child(
             [
                 sys.executable,
                 "-c",
                 FLOOR_CODE,
-                json.dumps([str(f) for f in files]),
+                str(file_list),
                 json.dumps(list(protocol.fid_extractors)),
             ],
             env,
