@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cfld_micro import MICRO_MODEL, one_thread  # noqa: F401 (one_thread: fixture used by pytestmark)
 
 from bench.api import PairBatch
 from bench.errors import ConfigError, DataError, MissingWeightError
@@ -17,23 +18,7 @@ from methods.cfld.train import save_final
 from methods.cfld.train_settings import TrainSettings
 from methods.cfld.vae import PixelCodec
 
-MICRO_MODEL = {
-    "base": "tiny",
-    "gt_img_size": [32, 32],
-    "swin": {"img_size": [64, 64]},
-    "pose": {"img_size": [64, 64]},
-    "unet": {"config": {"in_channels": 12, "out_channels": 12, "sample_size": 16}},
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: on the small shared CPU, OpenMP oversubscription makes these tiny models'
-    steps 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

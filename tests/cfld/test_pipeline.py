@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _cfld_micro import one_thread  # noqa: F401 (one_thread: fixture used by pytestmark)
 from torch import nn
 
 from bench.errors import ConfigError
@@ -15,14 +16,7 @@ from methods.cfld.vae import PixelCodec
 B, N, D = 2, 4, 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: on the small shared CPU, OpenMP oversubscription makes these tiny models'
-    steps 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FakeCFLD(nn.Module):

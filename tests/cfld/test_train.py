@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cfld_micro import MICRO_MODEL, one_thread  # noqa: F401 (one_thread: fixture used by pytestmark)
 from safetensors.torch import load_file
 
 from bench.cli.main import main as pgpis
@@ -16,24 +17,7 @@ from methods.cfld.train import micro_generator, prepare_inputs, train
 from methods.cfld.train_data import CFLDTrainData, collate
 from methods.cfld.train_settings import TrainSettings, lr_at
 
-# A micro CFLD (tiny widths, 16x16 latent of a 32x32 pixel-space image) so training runs in seconds.
-MICRO_MODEL = {
-    "base": "tiny",
-    "gt_img_size": [32, 32],
-    "swin": {"img_size": [64, 64]},
-    "pose": {"img_size": [64, 64]},
-    "unet": {"config": {"in_channels": 12, "out_channels": 12, "sample_size": 16}},
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: on the small shared CPU, OpenMP oversubscription makes these tiny models'
-    steps 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def micro_settings(**overrides: object) -> TrainSettings:
