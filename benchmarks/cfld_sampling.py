@@ -11,7 +11,11 @@ images/s of the whole pipeline (encoders + N steps + SD-VAE decode) at 50 and 20
 The official implementation takes 18.0 s per step and 3.35 s for the non-UNet parts on the 2-core
 project CPU (../shared/reference/cfld-parity/README.md); the target is at most half in fp32.
 
-Usage: python benchmarks/cfld_sampling.py [--repeats 3] [--device cpu|cuda] [--out result.json]
+Where the time goes: one step is 2.02 TFLOP (torch.utils.flop_counter: 1.33 convolution, 0.69
+linear) plus the attention; a CPU that multiplies fp32 matrices at P GFLOPS cannot go below
+2020/P seconds per step. The script measures P (a 4096x4096 sgemm) and prints that floor.
+
+Usage: python benchmarks/cfld_sampling.py [--repeats 3] [--device cpu|cuda] [--dtypes fp32] [--out result.json]
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def build(device: torch.device) -> tuple[Any, Any]:
 
     torch.manual_seed(0)
     cfg = CFLDConfig.paper()
-    model = CFLDModel(cfg).eval().to(device)
+    model = CFLDModel(cfg).eval().requires_grad_(False).to(device)
     codec = SDLatentCodec(build_vae(cfg.vae.config).to(device), source="random")
     return model, codec
 
@@ -93,6 +97,41 @@ def bench_parts(model: Any, codec: Any, dtype: str, repeats: int, device: torch.
     }
 
 
+def count_flops(model: Any, codec: Any, device: torch.device) -> dict[str, float]:
+    """TFLOP of one uc_down_full step and GFLOP of the non-UNet parts (torch.utils.flop_counter;
+    matmuls and convolutions, the attention kernel is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from methods.cfld.guidance import batch_conditions
+    from methods.cfld.pipeline import CFLDPipeline, SamplingSettings
+    from methods.cfld.schedulers import fresh_copy
+
+    pipe = CFLDPipeline(model, codec, SamplingSettings())
+    img = torch.rand(1, 3, 256, 256, device=device)
+    pose = torch.rand(1, 21, 256, 256, device=device)
+    with torch.no_grad():  # (the counter's module hooks do not work under inference_mode)
+        enc = FlopCounterMode(display=False)
+        with enc:
+            prompt, feats, hga = pipe.encode_conditions(img, pose)
+        conds = batch_conditions("uc_down_full", prompt, model.learnable_vector, feats, hga)
+        sched = fresh_copy(pipe.scheduler)
+        sched.set_timesteps(50, device=device)
+        latents = torch.randn(1, 4, 64, 64, device=device)
+        step = FlopCounterMode(display=False)
+        with step:
+            pipe.denoise_step(sched, latents, sched.timesteps[0], conds, None)
+    return {"step_tflop": step.get_total_flops() / 1e12, "non_unet_gflop": enc.get_total_flops() / 1e9}
+
+
+def sgemm_gflops(device: torch.device) -> float:
+    """This machine's fp32 matrix-multiply rate: the best of 3 4096x4096 products."""
+    a = torch.randn(4096, 4096, device=device)
+    b = torch.randn(4096, 4096, device=device)
+    a @ b
+    best = min(_timed(lambda: a @ b, 3, device))
+    return 2 * 4096**3 / best / 1e9
+
+
 def bench_images_per_s(
     model: Any, codec: Any, dtype: str, steps: int, batch: int, device: torch.device
 ) -> float:
@@ -113,6 +152,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--gpu-batch", type=int, default=16)
+    ap.add_argument(
+        "--dtypes",
+        default=None,
+        help="comma-separated autocast dtypes to measure (default: fp32,bf16 on CPU, fp16,bf16 on GPU)",
+    )
     ap.add_argument("--out", default=None, help="also write the results as JSON (atomically)")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -128,12 +172,23 @@ def main() -> None:
     t = time.perf_counter()
     model, codec = build(device)
     print(f"built the paper-config model in {time.perf_counter() - t:.1f} s")
+    flops = count_flops(model, codec, device)
+    peak = sgemm_gflops(device)
+    print(
+        f"work: {flops['step_tflop']:.2f} TFLOP per step, {flops['non_unet_gflop']:.0f} GFLOP non-UNet "
+        f"(matmul+conv); this machine's fp32 sgemm: {peak:.0f} GFLOPS -> floor "
+        f"{flops['step_tflop'] * 1e3 / peak:.1f} s per step, {flops['non_unet_gflop'] / peak:.2f} s non-UNet"
+    )
     dtypes = ["fp32", "bf16"] if device.type == "cpu" else ["fp16", "bf16"]
+    if args.dtypes:
+        dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     results: dict[str, Any] = {
         "device": where,
         "torch": torch.__version__,
         "repeats": args.repeats,
         "parts": [],
+        "flops": flops,
+        "sgemm_gflops": peak,
     }
     for dtype in dtypes:
         r = bench_parts(model, codec, dtype, args.repeats, device)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
+from bench.memory import release_free_memory
 from bench.metrics import preprocess, refstats, weights
 from bench.metrics.bootstrap import bootstrap_ci
 from bench.metrics.fid import RunningStats, frechet_distance
@@ -348,6 +349,7 @@ def evaluate(
     ref_record: dict[str, Any] = {}
     if nets.extractors:
         refs, ref_record = obtain_reference_stats(protocol, dataset_root, nets, opts)
+        release_free_memory()  # the reference pass's activations and covariance temporaries
 
     first = images_dir / f"{present[0][0]}.png"
     with Image.open(first) as im:
@@ -393,6 +395,7 @@ def evaluate(
     # whose float64 temporaries (~150 MB) would otherwise stack on top of them (peak RSS).
     nets.extractors = dict.fromkeys(nets.extractors)
     nets.lpips.clear()
+    release_free_memory()
 
     metrics: dict[str, float] = {}
     unavailable = dict(nets.unavailable)

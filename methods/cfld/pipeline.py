@@ -25,6 +25,7 @@ from methods.cfld.guidance import (
 from methods.cfld.schedulers import DEFAULT_SCHEDULER, DEFAULT_STEPS, fresh_copy, make_scheduler
 from methods.cfld.vae import LatentCodec
 
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -41,6 +42,9 @@ class SamplingSettings:
     # Clip each step's x0 estimate to [-1,1] (DDPM/DDIM only). Off for SD latents (official);
     # on for pixel-space models, whose data lie in [-1,1] (as in the original pixel DDPM).
     clip_sample: bool = False
+    # What the UNet predicts: "epsilon" (CFLD, SD-1.5), "sample" (x0) or "v_prediction". A property
+    # of how the model was trained (written by `pgpis train` into pipeline.json), not a user knob.
+    prediction_type: str = "epsilon"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SamplingSettings:
@@ -55,6 +59,7 @@ class SamplingSettings:
             "diffusion_size",
             "dtype",
             "clip_sample",
+            "prediction_type",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -68,6 +73,10 @@ class SamplingSettings:
         if s.clip_sample and s.scheduler not in ("ddpm", "ddim"):
             raise ConfigError(
                 f"CFLD clip_sample works with the ddpm and ddim schedulers, not {s.scheduler!r}"
+            )
+        if s.prediction_type not in PREDICTION_TYPES:
+            raise ConfigError(
+                f"CFLD prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {s.prediction_type!r}"
             )
         if s.dtype not in DTYPES:
             raise ConfigError(f"CFLD dtype must be one of {', '.join(DTYPES)}, got {s.dtype!r}")
@@ -84,6 +93,7 @@ class SamplingSettings:
             "diffusion_size": list(self.diffusion_size),
             "dtype": self.dtype,
             "clip_sample": bool(self.clip_sample),
+            "prediction_type": self.prediction_type,
         }
 
 
@@ -102,8 +112,16 @@ class CFLDPipeline:
         self.model = model
         self.codec = codec
         self.settings = settings or SamplingSettings()
-        clip = {"clip_sample": True} if self.settings.clip_sample else {}
-        self.scheduler = make_scheduler(self.settings.scheduler, **clip)
+        # The UNet is ~2 TFLOP per batch-3 step, two thirds of it convolutions: channels_last
+        # convolutions are ~20% faster on CPU (measured, benchmarks/cfld_sampling.py) and on GPU.
+        # Only the memory layout changes; parameters and their state_dict are the same.
+        unet = getattr(model, "unet", None)
+        if isinstance(unet, torch.nn.Module):
+            unet.to(memory_format=torch.channels_last)
+        extra: dict[str, Any] = {"prediction_type": self.settings.prediction_type}
+        if self.settings.clip_sample:
+            extra["clip_sample"] = True
+        self.scheduler = make_scheduler(self.settings.scheduler, **extra)
 
     @property
     def device(self) -> torch.device:
@@ -150,9 +168,10 @@ class CFLDPipeline:
         inputs = scheduler.scale_model_input(torch.cat([latents] * n), t)
         timesteps = t.reshape(1).expand(inputs.shape[0]).to(inputs.device)
         with self._autocast():
-            eps = self.model.unet_forward(inputs, timesteps, prompts, pose_features=poses, hga_biases=biases)
-        eps = combine(s.guidance_type, eps.float(), s.scales)
-        return scheduler.step(eps, t, latents, generator=generator).prev_sample
+            out = self.model.unet_forward(inputs, timesteps, prompts, pose_features=poses, hga_biases=biases)
+        # The guidance mix is linear, so it applies alike to epsilon, x0 and v predictions.
+        out = combine(s.guidance_type, out.float(), s.scales)
+        return scheduler.step(out, t, latents, generator=generator).prev_sample
 
     @torch.no_grad()
     def __call__(
@@ -189,4 +208,4 @@ class CFLDPipeline:
         return (images.float() * 0.5 + 0.5).clamp(0, 1)
 
 
-__all__ = ["DTYPES", "CFLDPipeline", "SamplingSettings", "per_pair_noise"]
+__all__ = ["DTYPES", "PREDICTION_TYPES", "CFLDPipeline", "SamplingSettings", "per_pair_noise"]

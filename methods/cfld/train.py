@@ -3,7 +3,7 @@
 The official recipe (reference cfld.md §4-§6): the joint batch trains src->src and src->tgt at once
 (latents ``cat([src, tgt])``, pose maps ``cat([pose_src, pose_tgt])``, the appearance of the
 source for both); each of the 2B prompts is replaced by the learnable vector with probability
-``u_cond_percent`` (0.2); timesteps ``t = long((1 - u^3) * 1000)``; plain MSE on the noise; Adam
+``u_cond_percent`` (0.2); timesteps ``t = long((1 - u^3) * 1000)``; plain MSE on the noise (or on x0 / v with ``prediction_type``); Adam
 with linear warm-up and step decay. Launch on several GPUs/nodes with ``accelerate launch``.
 
 Exact resume: every random draw of a micro-step (flip, timesteps, noise, prompt dropout, VAE
@@ -49,7 +49,7 @@ class TrainStep(nn.Module):
         pose: torch.Tensor,
         noisy: torch.Tensor,
         timesteps: torch.Tensor,
-        noise: torch.Tensor,
+        target: torch.Tensor,
         drop: torch.Tensor,
     ) -> torch.Tensor:
         m = self.model
@@ -60,8 +60,8 @@ class TrainStep(nn.Module):
         hga = {k: torch.cat([v, v]) for k, v in hga.items()}
         lv = m.learnable_vector.expand_as(prompt).to(prompt.dtype)
         prompt = lv * drop + prompt * (1 - drop)
-        eps = m.unet_forward(noisy, timesteps, prompt, pose_features=pose_features, hga_biases=hga)
-        return F.mse_loss(eps.float(), noise.float())
+        pred = m.unet_forward(noisy, timesteps, prompt, pose_features=pose_features, hga_biases=hga)
+        return F.mse_loss(pred.float(), target.float())
 
 
 @dataclass
@@ -109,13 +109,19 @@ def prepare_inputs(
     timesteps = timesteps.to(device)
     drop = (torch.rand(2 * bsz, 1, 1, generator=gen) < u_cond_percent).float().to(device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    if settings.prediction_type == "epsilon":
+        target = noise
+    elif settings.prediction_type == "sample":
+        target = latents
+    else:
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
     pose = torch.cat([batch["pose_src"], batch["pose_tgt"]]).to(device)
     return {
         "img_cond": img_cond,
         "pose": pose,
         "noisy": noisy,
         "timesteps": timesteps,
-        "noise": noise,
+        "target": target,
         "drop": drop,
     }
 
@@ -174,7 +180,11 @@ def save_final(
     from methods.cfld.pipeline import SamplingSettings
 
     sampling = SamplingSettings.from_dict(
-        {**settings.sampling, "diffusion_size": list(model.config.gt_img_size)}
+        {
+            **settings.sampling,
+            "diffusion_size": list(model.config.gt_img_size),
+            "prediction_type": settings.prediction_type,
+        }
     ).to_dict()
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -259,6 +269,12 @@ def train(
     step_module = TrainStep(model)
     step_module, optimizer, loader = accelerator.prepare(step_module, optimizer, loader)
     noise_scheduler = make_scheduler("ddpm")
+    ema = None
+    if settings.ema_decay:
+        from methods.cfld.ema import EMA
+
+        ema = EMA(params, settings.ema_decay)
+        accelerator.register_for_checkpointing(ema)
 
     micro_per_epoch = len(loader)
     steps_per_epoch = max(1, micro_per_epoch // settings.gradient_accumulation_steps)
@@ -309,6 +325,8 @@ def train(
             if not accelerator.sync_gradients:
                 continue
             global_step += 1
+            if ema is not None:
+                ema.update()
             step_loss = sum(window) / len(window)
             window = []
             result.losses[global_step] = step_loss
@@ -326,7 +344,11 @@ def train(
     result.seconds = time.time() - started
     if accelerator.is_main_process:
         extra = {"steps": global_step, "dataset": str(dataset_root), "settings": settings.to_dict()}
-        save_final(accelerator.unwrap_model(step_module).model, codec, settings, result.model_dir, extra)
+        final = accelerator.unwrap_model(step_module).model
+        if ema is not None:
+            ema.copy_to(params)  # the saved model is the average; training is over
+            extra["weights"] = f"ema (decay {settings.ema_decay}, {ema.updates} updates)"
+        save_final(final, codec, settings, result.model_dir, extra)
     accelerator.end_training()
     return result
 

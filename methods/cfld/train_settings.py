@@ -41,6 +41,12 @@ class TrainSettings:
     decay_epochs: list[int] = field(default_factory=lambda: [50])
     max_grad_norm: float | None = None  # the official code does not clip
     cubic_sampling: bool = True
+    # The UNet's training target: "epsilon" (official), "sample" (x0) or "v_prediction". Stored in
+    # the model's pipeline.json so sampling uses the matching scheduler parametrisation.
+    prediction_type: str = "epsilon"
+    # Exponential moving average of the trainable weights (null = off, as the official recipe).
+    # The final model is the EMA copy; checkpoints hold both, so resume stays exact.
+    ema_decay: float | None = None
     flip_condition: bool = True  # RandomHorizontalFlip(0.5) of the condition image only
     checkpoint_every: int = 2000  # optimizer steps between accelerator.save_state
     keep_checkpoints: int = 2
@@ -87,6 +93,16 @@ class TrainSettings:
                 raise ConfigError(f"{where}: {name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and int(self.max_steps) < 1:
             raise ConfigError(f"{where}: max_steps must be >= 1 or null, got {self.max_steps}")
+        if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
+            raise ConfigError(
+                f"{where}: prediction_type must be epsilon, sample or v_prediction, got {self.prediction_type!r}"
+            )
+        if self.ema_decay is not None and not 0.0 < float(self.ema_decay) < 1.0:
+            raise ConfigError(f"{where}: ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+        if "prediction_type" in (self.sampling or {}):
+            raise ConfigError(
+                f"{where}: set prediction_type at the top level of the train config, not under sampling"
+            )
         if self.warmup_steps < 1:
             raise ConfigError(f"{where}: warmup_steps must be >= 1")
 

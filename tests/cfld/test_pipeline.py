@@ -161,11 +161,33 @@ def test_scheduler_defaults_follow_sd15() -> None:
         {"dtype": "fp8"},
         {"steps": 3},
         {"scheduler": "dpmsolver++", "clip_sample": True},
+        {"prediction_type": "x0"},
     ],
 )
 def test_bad_settings_raise_config_error(bad: dict) -> None:
     with pytest.raises(ConfigError):
         SamplingSettings.from_dict(bad)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_prediction_type_reaches_the_scheduler(prediction_type: str) -> None:
+    """The same model output means noise, x0 or v depending on how the model was trained: the
+    scheduler must interpret it accordingly (x0 = (x_t - sqrt(1-a) eps) / sqrt(a), etc.)."""
+    pipe = _pipeline(FakeCFLD(12), scheduler="ddim", prediction_type=prediction_type)
+    assert pipe.settings.to_dict()["prediction_type"] == prediction_type
+    sched = pipe.scheduler
+    assert sched.config.prediction_type == prediction_type
+    sched.set_timesteps(10)
+    t = sched.timesteps[3]
+    x0 = torch.rand(1, 12, 4, 4) * 2 - 1
+    eps = torch.randn(1, 12, 4, 4)
+    a = sched.alphas_cumprod[t]
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    out = {"epsilon": eps, "sample": x0, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0}[
+        prediction_type
+    ]
+    pred_x0 = sched.step(out, t, xt).pred_original_sample
+    torch.testing.assert_close(pred_x0, x0, rtol=1e-4, atol=1e-4)
 
 
 def test_pixel_codec_is_lossless() -> None:
