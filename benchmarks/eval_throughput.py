@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("--protocol", default="cfld-256", help="protocol to evaluate (default cfld-256)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic set here (default: temp)")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
+    ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from bench.metrics.protocols import get_protocol
@@ -184,13 +185,21 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pgpis-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    t = time.perf_counter()
-    write_random_weights(work / "torch")
     small_size = (
         tuple(int(v) for v in args.small.split("+")) if args.small else (args.pairs // 2, args.refs // 2)
     )
     sizes = [(args.pairs, args.refs), small_size]
-    sets = {s: build_dataset(work / f"data_{s[0]}_{s[1]}" / "root", *s) for s in sizes}
+    if args.prepare_only:
+        write_random_weights(work / "torch")
+        for n, m in sizes:
+            build_dataset(work / f"data_{n}_{m}" / "root", n, m)
+        return
+    t = time.perf_counter()
+    # The weights and images are made in a child process. Linux carries a process's RSS high-water
+    # mark across fork + exec into ru_maxrss, so a parent that had imported torch and built the
+    # networks (~1.1 GB) would report its own peak for every child and mask theirs.
+    run_child([sys.executable, __file__, *sys.argv[1:], "--workdir", str(work), "--prepare-only"], env)
+    sets = {(n, m): (work / f"data_{n}_{m}" / "root", work / f"data_{n}_{m}" / f"gen_{n}") for n, m in sizes}
     print(f"built synthetic sets {sizes} and random weights in {time.perf_counter() - t:.0f} s under {work}")
 
     results: dict[str, dict] = {}
