@@ -141,6 +141,23 @@ class VAEConfig:
     scaling_factor: float = 0.18215
 
 
+def load_yaml_mapping(path: str | Path, what: str, hint: str) -> dict[str, Any]:
+    """The mapping a YAML file holds (empty file: ``{}``); ConfigError naming ``what`` and ``path``
+    when the file is missing (with ``hint``), not YAML, or not a mapping."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist; {hint}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping at top level")
+    return data
+
+
 @dataclass
 class CFLDConfig:
     """Everything that defines a CFLD model's architecture and its frozen/trained split."""
@@ -200,18 +217,7 @@ class CFLDConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> CFLDConfig:
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"CFLD config file {path} does not exist; pass an existing YAML file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"CFLD config file {path} is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"CFLD config file {path} must hold a mapping at top level")
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml_mapping(path, "CFLD config file", "pass an existing YAML file"))
 
     @classmethod
     def from_official(cls, cfg_yaml: str, unet_config: dict[str, Any]) -> CFLDConfig:

@@ -68,20 +68,10 @@ class TrainSettings:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainSettings:
-        import yaml
+        from methods.cfld.config import load_yaml_mapping
 
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"CFLD train config {path} does not exist; pass e.g. methods/cfld/configs/train_tiny.yaml"
-            )
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"CFLD train config {path} is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"CFLD train config {path} must hold a mapping at top level")
-        return cls.from_dict(data, where=str(path))
+        hint = "pass e.g. methods/cfld/configs/train_tiny.yaml"
+        return cls.from_dict(load_yaml_mapping(path, "CFLD train config", hint), where=str(path))
 
     def check(self, where: str) -> None:
         if self.mixed_precision not in ("no", "fp16", "bf16"):
