@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,17 @@ def test_clear_errors(tmp_path: Path, ours: Path) -> None:
         (tmp_path / "off" / name).write_bytes(b"")
     with pytest.raises(MissingWeightError, match="vae"):
         CFLDMethod.from_config({"model": {"base": "tiny"}}, checkpoint=str(tmp_path / "off"))
+
+
+def test_half_precision_on_a_cpu_without_support_warns(ours: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and ~7x slower than fp32: say so."""
+    import methods.cfld.method as method_module
+
+    monkeypatch.setattr(method_module, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.warns(UserWarning, match=r"bf16 on this CPU has no hardware support \(no avx512_bf16"):
+        CFLDMethod.from_config({"dtype": "bf16"}, checkpoint=str(ours))
+    monkeypatch.setattr(method_module, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CFLDMethod.from_config({"dtype": "bf16"}, checkpoint=str(ours))
+        CFLDMethod.from_config({}, checkpoint=str(ours))  # auto = fp32 on CPU: never a warning
