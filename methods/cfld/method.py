@@ -122,6 +122,8 @@ class CFLDMethod(Method):
             resume=bool(getattr(args, "resume", False)),
             tracker=getattr(args, "tracker", "none") or "none",
         )
+        if not result.is_main_process:
+            return  # one summary per run, from the main process
         last = f"last loss {result.losses[max(result.losses)]:.4f}" if result.losses else "no new steps"
         print(
             f"pgpis train: cfld reached step {result.global_step} in {result.seconds:.0f} s ({last}); "

@@ -133,6 +133,7 @@ class TrainResult:
     global_step: int
     losses: dict[int, float] = field(default_factory=dict)  # optimizer step (1-based) -> mean loss
     seconds: float = 0.0
+    is_main_process: bool = True  # False on the other ranks of a multi-process run
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -233,6 +234,10 @@ def train(
     AcceleratorState._reset_state()
     GradientState._reset_state()
     accelerator = Accelerator(
+        # Without CUDA, cpu=True makes processes started by `accelerate launch` (torch.distributed.run)
+        # join one gloo group; otherwise each would run alone as rank 0 and they would race on the
+        # same checkpoint files.
+        cpu=not use_cuda,
         mixed_precision=settings.mixed_precision if use_cuda else "no",
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         log_with=["mlflow"] if tracker == "mlflow" else None,
@@ -292,7 +297,9 @@ def train(
             "pgpis-cfld", config={**flat, "dataset": str(dataset_root), "total_steps": total}
         )
 
-    result = TrainResult(out=out, model_dir=out / "model", global_step=global_step)
+    result = TrainResult(
+        out=out, model_dir=out / "model", global_step=global_step, is_main_process=accelerator.is_main_process
+    )
     micro_step = global_step * settings.gradient_accumulation_steps
     u_cond = float(model.config.u_cond_percent)
     bar = tqdm(
