@@ -16,6 +16,24 @@ MICRO_MODEL = {
     "unet": {"config": {"in_channels": 12, "out_channels": 12, "sample_size": 16}},
 }
 
+# Training settings of the micro model (a TrainSettings.from_dict mapping): pixel-space, no pretrained
+# weights, batch 2, no checkpoints unless a test asks for them.
+MICRO_TRAIN = {
+    "model": MICRO_MODEL,
+    "latent": {"kind": "pixel", "factor": 2},
+    "init_unet": None,
+    "init_swin": None,
+    "sampling": {"scheduler": "ddim", "num_inference_steps": 2},
+    "batch_size": 2,
+    "mixed_precision": "no",
+    "gradient_checkpointing": False,
+    "lr": 1e-3,
+    "warmup_steps": 2,
+    "decay_epochs": [1000],
+    "checkpoint_every": 1000,
+    "num_workers": 0,
+}
+
 
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _cfld_micro import MICRO_MODEL, one_thread  # noqa: F401 (one_thread: fixture used by pytestmark)
+from _cfld_micro import MICRO_TRAIN, one_thread  # noqa: F401 (one_thread: fixture used by pytestmark)
 from safetensors.torch import load_file
 
 from bench.cli.main import main as pgpis
@@ -21,22 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def micro_settings(**overrides: object) -> TrainSettings:
-    base = {
-        "model": MICRO_MODEL,
-        "latent": {"kind": "pixel", "factor": 2},
-        "init_unet": None,
-        "init_swin": None,
-        "sampling": {"scheduler": "ddim", "num_inference_steps": 2},
-        "batch_size": 2,
-        "mixed_precision": "no",
-        "gradient_checkpointing": False,
-        "lr": 1e-3,
-        "warmup_steps": 2,
-        "decay_epochs": [1000],
-        "checkpoint_every": 1000,
-        "num_workers": 0,
-    }
-    return TrainSettings.from_dict({**base, **overrides})
+    return TrainSettings.from_dict({**MICRO_TRAIN, **overrides})
 
 
 @pytest.fixture(scope="module")

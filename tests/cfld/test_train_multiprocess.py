@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from _cfld_micro import MICRO_MODEL
+from _cfld_micro import MICRO_TRAIN
 from safetensors.torch import load_file
 
 from bench.data.synth import SynthSettings, synthesize
@@ -40,21 +40,11 @@ def test_two_process_training_joins_one_group_and_resumes_exactly(tmp_path: Path
     synthesize(data, SynthSettings(train_identities=2, test_identities=1, images_per_identity=3))
     config = tmp_path / "micro.yaml"
     settings = {
-        "model": MICRO_MODEL,
-        "latent": {"kind": "pixel", "factor": 2},
-        "init_unet": None,
-        "init_swin": None,
-        "sampling": {"scheduler": "ddim", "num_inference_steps": 2},
+        **MICRO_TRAIN,
         "batch_size": 4,  # 2 pairs per process and step
-        "mixed_precision": "no",
-        "gradient_checkpointing": False,
-        "lr": 1e-3,
-        "warmup_steps": 2,
-        "decay_epochs": [1000],
         "checkpoint_every": 2,
         "keep_checkpoints": 2,
         "ema_decay": 0.9,
-        "num_workers": 0,
         "cpu_threads": 1,
     }
     config.write_text(yaml.safe_dump(settings))
