@@ -28,23 +28,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import statistics
 import time
 from typing import Any
 
 import torch
+from machine import cpu_name
 from official_attention import official_attention_maths
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _timed(fn: Any, repeats: int, device: torch.device) -> list[float]:
@@ -212,7 +202,7 @@ def main() -> None:
     where = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"{_cpu_name()}, {torch.get_num_threads()} torch threads"
+        else f"{cpu_name()}, {torch.get_num_threads()} torch threads"
     )
     print(f"CFLD sampling benchmark: paper config, random weights, torch {torch.__version__}, on {where}")
     # A shared machine's load changes CPU timings several-fold: print it with the numbers.

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (256, 176)
@@ -248,13 +248,7 @@ def main() -> None:
         # Printed as soon as a size is done: the full size may take most of an hour on a busy machine.
         print(f"{n}+{m}: " + json.dumps({k: v for k, v in r.items() if k != "metrics"}), flush=True)
     big, small = results[f"{sizes[0][0]}+{sizes[0][1]}"], results[f"{sizes[1][0]}+{sizes[1][1]}"]
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     print(
         f"\nmachine: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
         f"torch threads {big['torch_threads']}; protocol {protocol.name} ({', '.join(big['metrics'])})"
