@@ -1,0 +1,44 @@
+"""The sampling benchmark's FLOP count includes the attention kernel that SDPA runs on CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(_DIR))  # cfld_sampling imports its sibling modules by name
+    try:
+        spec = importlib.util.spec_from_file_location(name, _DIR / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(_DIR))
+
+
+def test_cpu_attention_is_counted_as_two_matmuls() -> None:
+    bench = _load("cfld_sampling")
+    b, heads, n, m, d = 2, 3, 64, 16, 8
+    q = torch.randn(b, heads, n, d)
+    kv = torch.randn(b, heads, m, d)
+    with torch.no_grad():
+        plain = FlopCounterMode(display=False)
+        with plain:
+            F.scaled_dot_product_attention(q, kv, kv)
+        counted = FlopCounterMode(display=False, custom_mapping=bench._attention_counted())
+        with counted:
+            F.scaled_dot_product_attention(q, kv, kv)
+            torch.randn(5, 7) @ torch.randn(7, 4)  # other ops are still counted as before
+    # QK^T and PV: 2 * (2 * b * heads * n * m * d) multiply-adds counted as 2 FLOPs each.
+    attention = 4 * b * heads * n * m * d
+    assert plain.get_total_flops() == 0  # what torch alone reports for the CPU kernel
+    assert counted.get_total_flops() == attention + 2 * 5 * 7 * 4
+    assert bench._attention_share(counted) == attention
