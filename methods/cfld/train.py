@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,27 @@ class Draws:
     timesteps: torch.Tensor
     noise_gen: torch.Generator
     drop: torch.Tensor
+
+
+def mixed_precision_for(requested: str, use_cuda: bool) -> str:
+    """The mixed precision a run really uses, announced where it is not the one asked for.
+
+    On GPUs: as configured. On CPU, Accelerate autocasts bf16 but has no fp16 autocast (it would
+    silently train in fp32), so fp16 becomes "no" with a warning; bf16 runs, with a warning where
+    this CPU emulates it (many times slower than fp32)."""
+    if use_cuda or requested == "no":
+        return requested
+    if requested == "fp16":
+        warnings.warn(
+            "cfld train: mixed_precision fp16 needs a CUDA GPU (Accelerate has no fp16 autocast on CPU); "
+            "this run trains in fp32. Set mixed_precision: no (or bf16 for CPU autocast) in the train config.",
+            stacklevel=2,
+        )
+        return "no"
+    from methods.cfld.method import warn_if_emulated
+
+    warn_if_emulated(requested)
+    return requested
 
 
 def micro_generator(seed: int, micro_step: int, rank: int) -> torch.Generator:
@@ -238,7 +260,7 @@ def train(
         # join one gloo group; otherwise each would run alone as rank 0 and they would race on the
         # same checkpoint files.
         cpu=not use_cuda,
-        mixed_precision=settings.mixed_precision if use_cuda else "no",
+        mixed_precision=mixed_precision_for(settings.mixed_precision, use_cuda),
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
         log_with=["mlflow"] if tracker == "mlflow" else None,
         project_dir=str(out),

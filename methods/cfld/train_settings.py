@@ -29,7 +29,7 @@ class TrainSettings:
     seed: int = 3407  # ACCELERATE.SEED
     batch_size: int = 224  # INPUT.BATCH_SIZE, global; per process = batch // processes // accumulation
     gradient_accumulation_steps: int = 1
-    mixed_precision: str = "fp16"  # fp16 | bf16 | no (always "no" on CPU)
+    mixed_precision: str = "fp16"  # fp16 | bf16 | no (on CPU: bf16 autocast runs, fp16 -> no, warned)
     allow_tf32: bool = True
     gradient_checkpointing: bool = True  # UNet only, as the official code
     epochs: int = 100

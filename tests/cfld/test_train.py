@@ -279,3 +279,52 @@ def test_mlflow_tracker_logs_params_loss_and_lr(micro_data: Path, tmp_path: Path
     assert [m.step for m in history] == [1, 2]
     assert [m.value for m in history] == pytest.approx([result.losses[1], result.losses[2]])
     assert "lr" in run.data.metrics
+
+
+def test_mixed_precision_on_cpu(micro_data: Path, tmp_path: Path) -> None:
+    """bf16 autocast really runs on CPU (different losses, close to fp32, fp32 master weights); fp16,
+    which Accelerate cannot autocast on CPU, trains in fp32 and says so instead of doing it silently."""
+    import warnings
+
+    fp32 = train(micro_settings(), str(micro_data), tmp_path / "fp32", max_steps=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the emulation warning, on CPUs without native bf16
+        bf16 = train(micro_settings(mixed_precision="bf16"), str(micro_data), tmp_path / "bf16", max_steps=2)
+    assert sorted(bf16.losses) == [1, 2]
+    for k in (1, 2):
+        assert bf16.losses[k] != fp32.losses[k]  # autocast was on
+        assert bf16.losses[k] == pytest.approx(fp32.losses[k], rel=0.05)
+    saved = load_file(str(bf16.model_dir / "model.safetensors"))
+    assert {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float32}
+    with pytest.warns(UserWarning, match="fp16 needs a CUDA GPU.*trains in fp32"):
+        fp16 = train(micro_settings(mixed_precision="fp16"), str(micro_data), tmp_path / "fp16", max_steps=2)
+    assert fp16.losses == fp32.losses
+
+
+def test_gradient_accumulation_counts_optimizer_steps_and_resumes_exactly(
+    micro_data: Path, tmp_path: Path
+) -> None:
+    """batch_size 4 with 2 accumulation steps: 2 pairs per micro-step, one optimizer (and EMA)
+    update per 2 micro-steps, 3 steps per epoch of 6 micro-batches; a run stopped at step 2 (mid-epoch)
+    resumes to the weights of the uninterrupted 4-step run."""
+    settings = micro_settings(batch_size=4, gradient_accumulation_steps=2, ema_decay=0.9, checkpoint_every=2)
+    full = train(settings, str(micro_data), tmp_path / "full", max_steps=4)
+    assert sorted(full.losses) == [1, 2, 3, 4]
+    state = torch.load(
+        tmp_path / "full" / "checkpoints" / "step_00000004" / "custom_checkpoint_0.pkl", weights_only=True
+    )
+    assert state["updates"] == 4  # optimizer steps, not the 8 micro-steps
+    part = tmp_path / "part"
+    first = train(settings, str(micro_data), part, max_steps=2)
+    second = train(settings, str(micro_data), part, max_steps=4, resume=True)
+    resumed = {**first.losses, **second.losses}
+    for k in full.losses:
+        assert resumed[k] == pytest.approx(full.losses[k], rel=1e-6, abs=1e-7), k
+    a = load_file(str(full.model_dir / "model.safetensors"))
+    b = load_file(str(second.model_dir / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    # Accumulation changes the trajectory: not the same weights as 4 steps of 2 pairs without it.
+    plain = train(micro_settings(ema_decay=0.9), str(micro_data), tmp_path / "plain", max_steps=4)
+    c = load_file(str(plain.model_dir / "model.safetensors"))
+    assert any(not torch.equal(a[key], c[key]) for key in a)
