@@ -18,11 +18,17 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
+from bench.io import atomic_path, write_json_atomic
+from bench.seeding import pair_seed
+
+if TYPE_CHECKING:  # at run time these load lazily (module __getattr__ below)
+    from bench.data.deepfashion import DeepFashionDataset, load_image
+    from bench.data.loader import PairDataset
 
 # Pose-map kinds the engine can build for a method (see bench.data.posemaps):
 #  "heatmaps18": 18 Gaussian heatmaps (sigma 6, as GFLA/DPTN/CFLD);
@@ -158,11 +164,39 @@ class Method(abc.ABC):
         raise NotImplementedError(f"method {self.info.name!r} cannot be trained")
 
 
+# Engine services a plugin may use, re-exported so that plugins import this module only (the rest
+# of bench/ can change without breaking them). The data readers load lazily: bench.data.loader
+# itself imports this module.
+_LAZY = {
+    "DeepFashionDataset": "bench.data.deepfashion",
+    "load_image": "bench.data.deepfashion",
+    "PairDataset": "bench.data.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bench.api' has no attribute {name!r}")
+
+
 __all__ = [
     "ANNOTATION_FRAME",
+    "BenchError",
+    "ConfigError",
+    "DataError",
+    "DeepFashionDataset",
     "InputSpec",
     "Method",
     "MethodInfo",
+    "MissingWeightError",
     "PairBatch",
+    "PairDataset",
     "PoseMapKind",
+    "atomic_path",
+    "load_image",
+    "pair_seed",
+    "write_json_atomic",
 ]

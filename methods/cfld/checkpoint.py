@@ -19,8 +19,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import BenchError, ConfigError, DataError
-from bench.io import atomic_path, write_json_atomic
+from bench.api import BenchError, ConfigError, DataError, atomic_path, write_json_atomic
 
 OFFICIAL_FILES = ("pytorch_model.bin", "pytorch_model_1.bin")
 UNET_PREFIX_OURS = "unet."

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.api import ConfigError
 
 # SD-1.5 UNet2DConditionModel config (pretrained_models/unet/config.json of the official repo).
 SD15_UNET_CONFIG: dict[str, Any] = {

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import torch
 
-from bench.errors import ConfigError
+from bench.api import ConfigError
 
 
 class Branch(NamedTuple):

@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-from bench.api import InputSpec, Method, MethodInfo, PairBatch
-from bench.errors import ConfigError, DataError
+from bench.api import ConfigError, DataError, InputSpec, Method, MethodInfo, PairBatch
 
 SAMPLING_KEYS = ("scheduler", "num_inference_steps", "guidance_type", "scales", "dtype", "clip_sample")
 CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae")

@@ -13,7 +13,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
-from bench.errors import ConfigError
+from bench.api import ConfigError
 from methods.cfld.appearance_encoder import AppearanceEncoder
 from methods.cfld.config import CFLDConfig
 from methods.cfld.decoder import Decoder

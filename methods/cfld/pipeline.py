@@ -48,7 +48,7 @@ class SamplingSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SamplingSettings:
-        from bench.errors import ConfigError
+        from bench.api import ConfigError
 
         d = dict(d or {})
         known = {

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.errors import DataError, MissingWeightError
+from bench.api import DataError, MissingWeightError
 
 SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SWIN_FILE = "swin_base_patch4_window12_384_22kto1k.pth"

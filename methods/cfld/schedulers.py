@@ -12,7 +12,7 @@ from typing import Any
 
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, SchedulerMixin
 
-from bench.errors import ConfigError
+from bench.api import ConfigError
 
 # SD-1.5 scheduler_config.json values that the three schedulers understand (reference cfld.md §5).
 SD15_SCHEDULE: dict[str, Any] = {

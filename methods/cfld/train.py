@@ -26,9 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.errors import ConfigError
-from bench.io import write_json_atomic
-from bench.seeding import pair_seed
+from bench.api import ConfigError, pair_seed, write_json_atomic
 from methods.cfld.schedulers import make_scheduler
 from methods.cfld.train_settings import TrainSettings, lr_at
 

@@ -14,9 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from bench.api import InputSpec
-from bench.data.deepfashion import DeepFashionDataset, load_image
-from bench.data.loader import PairDataset
+from bench.api import DeepFashionDataset, InputSpec, PairDataset, load_image
 
 
 class CFLDTrainData(Dataset):

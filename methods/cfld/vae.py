@@ -83,7 +83,7 @@ class SDLatentCodec:
 def build_codec(spec: dict[str, Any]) -> LatentCodec:
     """Build the codec a ``latent`` config section names: ``{"kind": "pixel", "factor": 2}`` or
     ``{"kind": "sd_vae", "vae": <hub id or folder>}`` (loaded through ``pretrained.load_vae``)."""
-    from bench.errors import ConfigError
+    from bench.api import ConfigError
 
     kind = spec.get("kind", "sd_vae")
     if kind == "pixel":
