@@ -231,11 +231,19 @@ def calibrate_unet(model: Any, repeats: int, device: torch.device) -> float:
 def bench_images_per_s(
     model: Any, codec: Any, dtype: str, steps: int, batch: int, device: torch.device
 ) -> float:
+    """Images per second of the whole pipeline (encoders, ``steps`` DDPM steps, decode) at ``batch``
+    pairs, inputs at the model's condition and pose sizes (GPU numbers; tested on CPU with a micro
+    model so that this GPU-only path cannot rot unseen)."""
     from methods.cfld.pipeline import CFLDPipeline, SamplingSettings
 
-    pipe = CFLDPipeline(model, codec, SamplingSettings(dtype=dtype, num_inference_steps=steps))
-    img = torch.rand(batch, 3, 256, 256, device=device)
-    pose = torch.rand(batch, 21, 256, 256, device=device)
+    cfg = model.config
+    pipe = CFLDPipeline(
+        model,
+        codec,
+        SamplingSettings(dtype=dtype, num_inference_steps=steps, diffusion_size=tuple(cfg.gt_img_size)),
+    )
+    img = torch.rand(batch, 3, *cfg.swin.img_size, device=device)
+    pose = torch.rand(batch, 21, *cfg.pose.img_size, device=device)
     gens = [torch.Generator(device=device).manual_seed(i) for i in range(batch)]
     with torch.inference_mode():
         pipe(img[:1], pose[:1], gens[:1])  # warm-up

@@ -1,4 +1,5 @@
-"""The sampling benchmark's FLOP count includes the attention kernel that SDPA runs on CPU."""
+"""benchmarks/cfld_sampling.py: the FLOP count includes the CPU attention kernel; the GPU-only
+images/s leg runs (on CPU, micro model)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,19 @@ def test_cpu_attention_is_counted_as_two_matmuls() -> None:
     assert plain.get_total_flops() == 0  # what torch alone reports for the CPU kernel
     assert counted.get_total_flops() == attention + 2 * 5 * 7 * 4
     assert bench._attention_share(counted) == attention
+
+
+def test_gpu_images_per_second_path_runs_on_a_micro_model() -> None:
+    """The images/s leg runs only with a GPU in the benchmark; the same function on the CPU with a
+    micro model keeps it working (inputs at the model's own sizes, the whole pipeline)."""
+    from _cfld_micro import MICRO_MODEL
+
+    from methods.cfld.config import CFLDConfig
+    from methods.cfld.model import CFLDModel
+    from methods.cfld.vae import PixelCodec
+
+    bench = _load("cfld_sampling")
+    torch.manual_seed(0)
+    model = CFLDModel(CFLDConfig.from_dict(MICRO_MODEL)).eval().requires_grad_(False)
+    ips = bench.bench_images_per_s(model, PixelCodec(2), "fp32", steps=2, batch=2, device=torch.device("cpu"))
+    assert 0 < ips < float("inf")
