@@ -16,13 +16,13 @@ the paper config), ``vae`` (SD-1.5 hub id or folder, official folders only).
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.api import ConfigError, DataError, InputSpec, Method, MethodInfo, PairBatch
+from methods.cfld.cpu_support import warn_if_emulated
 
 SAMPLING_KEYS = ("scheduler", "num_inference_steps", "guidance_type", "scales", "dtype", "clip_sample")
 CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae")
@@ -76,7 +76,7 @@ class CFLDMethod(Method):
             sampling["dtype"] = "fp16" if device.type == "cuda" else "fp32"
         settings = SamplingSettings.from_dict(sampling)
         if device.type == "cpu":
-            warn_if_emulated(settings.dtype)
+            warn_if_emulated(settings.dtype, advice="Use dtype fp32 (or auto) on this CPU.")
         model = model.to(device).eval()
         codec = codec.to(device)
         return cls(config, CFLDPipeline(model, codec, settings), str(checkpoint), fmt)
@@ -133,35 +133,6 @@ class CFLDMethod(Method):
         if self.pipeline is None:
             raise ConfigError("cfld: build the method with from_config(config, checkpoint) first")
         return self.pipeline.model
-
-
-# CPU flags that give autocast native arithmetic in each half-precision dtype.
-NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags of /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def warn_if_emulated(dtype: str) -> None:
-    """Warn when a half-precision dtype runs without hardware support on this CPU: torch emulates it,
-    and it is many times SLOWER than fp32 (bf16 on an AVX2 CPU: 7x per step, benchmarks/cfld_sampling.py)."""
-    needed = NATIVE_CPU_FLAGS.get(dtype)
-    flags = cpu_flags()
-    if needed and flags and not flags & set(needed):
-        warnings.warn(
-            f"cfld: dtype {dtype} on this CPU has no hardware support (no {' or '.join(needed)}); "
-            f"torch emulates it, many times slower than fp32. Use dtype fp32 (or auto) on this CPU.",
-            stacklevel=3,
-        )
 
 
 def _load(folder: Path, config: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], str]:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.api import ConfigError, pair_seed, write_json_atomic
+from methods.cfld.cpu_support import warn_if_emulated
 from methods.cfld.schedulers import make_scheduler
 from methods.cfld.train_settings import TrainSettings, lr_at
 
@@ -88,9 +89,7 @@ def mixed_precision_for(requested: str, use_cuda: bool) -> str:
             stacklevel=2,
         )
         return "no"
-    from methods.cfld.method import warn_if_emulated
-
-    warn_if_emulated(requested)
+    warn_if_emulated(requested, advice="Set mixed_precision: no in the train config to train in fp32.")
     return requested
 
 

@@ -165,12 +165,12 @@ def test_clear_errors(tmp_path: Path, ours: Path) -> None:
 
 def test_half_precision_on_a_cpu_without_support_warns(ours: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and ~7x slower than fp32: say so."""
-    import methods.cfld.method as method_module
+    import methods.cfld.cpu_support as cpu_support
 
-    monkeypatch.setattr(method_module, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(cpu_support, "cpu_flags", lambda: {"avx2", "fma"})
     with pytest.warns(UserWarning, match=r"bf16 on this CPU has no hardware support \(no avx512_bf16"):
         CFLDMethod.from_config({"dtype": "bf16"}, checkpoint=str(ours))
-    monkeypatch.setattr(method_module, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(cpu_support, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         CFLDMethod.from_config({"dtype": "bf16"}, checkpoint=str(ours))
