@@ -177,27 +177,19 @@ def _attention_share(counter: Any) -> float:
 
 def count_flops(model: Any, codec: Any, device: torch.device) -> dict[str, float]:
     """TFLOP of one uc_down_full step and GFLOP of the non-UNet parts (torch.utils.flop_counter:
-    matmuls, convolutions and the attention's two matmuls), and the attention's part of each."""
+    matmuls, convolutions and the attention's two matmuls), and the attention's part of each;
+    the very calls :class:`_Workload` times."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from methods.cfld.guidance import batch_conditions
-    from methods.cfld.pipeline import CFLDPipeline, SamplingSettings
-    from methods.cfld.schedulers import fresh_copy
-
-    pipe = CFLDPipeline(model, codec, SamplingSettings())
-    img = torch.rand(1, 3, 256, 256, device=device)
-    pose = torch.rand(1, 21, 256, 256, device=device)
+    work = _Workload(model, codec, "fp32", device)
+    pipe = work.pipe
     with torch.no_grad():  # (the counter's module hooks do not work under inference_mode)
         enc = FlopCounterMode(display=False, custom_mapping=_attention_counted())
         with enc:
-            prompt, feats, hga = pipe.encode_conditions(img, pose)
-        conds = batch_conditions("uc_down_full", prompt, model.learnable_vector, feats, hga)
-        sched = fresh_copy(pipe.scheduler)
-        sched.set_timesteps(50, device=device)
-        latents = torch.randn(1, 4, 64, 64, device=device)
+            pipe.encode_conditions(work.img, work.pose)
         step = FlopCounterMode(display=False, custom_mapping=_attention_counted())
         with step:
-            pipe.denoise_step(sched, latents, sched.timesteps[0], conds, None)
+            pipe.denoise_step(work.sched, work.latents, work.sched.timesteps[0], work.conds, work.gens)
     return {
         "step_tflop": step.get_total_flops() / 1e12,
         "step_attention_tflop": _attention_share(step) / 1e12,
