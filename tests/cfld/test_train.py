@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from bench.cli.main import main as pgpis
 from bench.data.synth import SynthSettings, synthesize
 from methods.cfld.schedulers import make_scheduler
-from methods.cfld.train import micro_generator, prepare_inputs, train
+from methods.cfld.train import TrainResult, micro_generator, prepare_inputs, train
 from methods.cfld.train_data import CFLDTrainData, collate
 from methods.cfld.train_settings import TrainSettings, lr_at
 
@@ -22,6 +22,21 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def micro_settings(**overrides: object) -> TrainSettings:
     return TrainSettings.from_dict({**MICRO_TRAIN, **overrides})
+
+
+def assert_resumed_run_equals(full: TrainResult, parts: list[TrainResult]) -> dict[str, torch.Tensor]:
+    """The runs of an interrupted-and-resumed training give the uninterrupted run's per-step losses
+    and final weights (float32 rounding); returns those weights."""
+    resumed = {k: v for part in parts for k, v in part.losses.items()}
+    assert sorted(resumed) == sorted(full.losses)
+    for k in resumed:
+        assert resumed[k] == pytest.approx(full.losses[k], rel=1e-6, abs=1e-7), k
+    a = load_file(str(full.model_dir / "model.safetensors"))
+    b = load_file(str(parts[-1].model_dir / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    return a
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +107,7 @@ def test_resume_gives_the_same_next_losses_and_weights(micro_data: Path, tmp_pat
     assert sorted(second.losses) == [4, 5, 6, 7] and sorted(third.losses) == [8]
     resumed = {**first.losses, **second.losses, **third.losses}
     assert sorted(resumed) == sorted(full.losses) == list(range(1, 9))
-    for k in resumed:
-        assert resumed[k] == pytest.approx(full.losses[k], rel=1e-6, abs=1e-7), k
-    a = load_file(str(full.model_dir / "model.safetensors"))
-    b = load_file(str(third.model_dir / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert_resumed_run_equals(full, [first, second, third])
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
@@ -317,14 +326,24 @@ def test_gradient_accumulation_counts_optimizer_steps_and_resumes_exactly(
     part = tmp_path / "part"
     first = train(settings, str(micro_data), part, max_steps=2)
     second = train(settings, str(micro_data), part, max_steps=4, resume=True)
-    resumed = {**first.losses, **second.losses}
-    for k in full.losses:
-        assert resumed[k] == pytest.approx(full.losses[k], rel=1e-6, abs=1e-7), k
-    a = load_file(str(full.model_dir / "model.safetensors"))
-    b = load_file(str(second.model_dir / "model.safetensors"))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    a = assert_resumed_run_equals(full, [first, second])
     # Accumulation changes the trajectory: not the same weights as 4 steps of 2 pairs without it.
     plain = train(micro_settings(ema_decay=0.9), str(micro_data), tmp_path / "plain", max_steps=4)
     c = load_file(str(plain.model_dir / "model.safetensors"))
     assert any(not torch.equal(a[key], c[key]) for key in a)
+
+
+def test_emulated_bf16_training_names_the_train_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    import methods.cfld.cpu_support as cpu_support
+    from methods.cfld.train import mixed_precision_for
+
+    monkeypatch.setattr(cpu_support, "cpu_flags", lambda: {"avx2", "fma"})
+    with pytest.warns(UserWarning, match=r"bf16 on this CPU has no hardware support.*mixed_precision: no"):
+        assert mixed_precision_for("bf16", use_cuda=False) == "bf16"
+    monkeypatch.setattr(cpu_support, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mixed_precision_for("bf16", use_cuda=False) == "bf16"
+        assert mixed_precision_for("fp16", use_cuda=True) == "fp16"
