@@ -1,4 +1,4 @@
-"""Whether this CPU computes a half-precision dtype natively; shared by sampling and training."""
+"""What this CPU offers: half-precision support (shared by sampling and training) and free memory."""
 
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (memory the kernel can hand out without swapping), or None
+    where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def warn_if_emulated(dtype: str, advice: str) -> None:

@@ -10,7 +10,9 @@ resizes them to the evaluation size with bicubic + antialias, like the official 
 Config keys (all optional): ``scheduler`` (ddpm | ddim | dpmsolver++), ``num_inference_steps``,
 ``guidance_type``, ``scales`` ({full, down, all, guidance}), ``dtype`` (auto | fp32 | fp16 | bf16;
 auto = fp32 on CPU, fp16 on GPU), ``model`` (CFLDConfig mapping for an official folder; default
-the paper config), ``vae`` (SD-1.5 hub id or folder, official folders only).
+the paper config), ``vae`` (SD-1.5 hub id or folder, official folders only), ``winograd`` (default
+true: on CPU in fp32 the wide 3x3 convolutions run as Winograd F(4x4,3x3), see winograd.py; false
+keeps torch's direct convolution everywhere).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bench.api import ConfigError, DataError, InputSpec, Method, MethodInfo, Pai
 from methods.cfld.cpu_support import warn_if_emulated
 
 SAMPLING_KEYS = ("scheduler", "num_inference_steps", "guidance_type", "scales", "dtype", "clip_sample")
-CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae")
+CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae", "winograd")
 
 
 class CFLDMethod(Method):
@@ -79,7 +81,11 @@ class CFLDMethod(Method):
             warn_if_emulated(settings.dtype, advice="Use dtype fp32 (or auto) on this CPU.")
         model = model.to(device).eval()
         codec = codec.to(device)
-        return cls(config, CFLDPipeline(model, codec, settings), str(checkpoint), fmt)
+        winograd = config.get("winograd", True)
+        if not isinstance(winograd, bool):
+            raise ConfigError(f"cfld: config key 'winograd' must be true or false, got {winograd!r}")
+        pipeline = CFLDPipeline(model, codec, settings, winograd=winograd)
+        return cls(config, pipeline, str(checkpoint), fmt)
 
     # -- the plugin contract ------------------------------------------------------------------------
     @property
@@ -101,6 +107,7 @@ class CFLDMethod(Method):
             "sampling": self.pipeline.settings.to_dict() if self.pipeline is not None else None,
             "latent": self.pipeline.codec.describe() if self.pipeline is not None else None,
             "model": self._model().config.to_dict() if self.pipeline is not None else None,
+            "conv3x3": self.pipeline.conv3x3_algorithm() if self.pipeline is not None else None,
         }
 
     def generate(self, batch: PairBatch, generator: list[torch.Generator]) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 from _support import REPO
 
 from bench.data.posemaps import pose_map
+from methods.cfld import winograd
 from methods.cfld.checkpoint import load_official, save_official
 from methods.cfld.config import CFLDConfig
 from methods.cfld.model import CFLDModel
@@ -39,7 +40,11 @@ def test_pose_maps_equal_official(ref):
     assert torch.equal(ours, first["pose_img"])
 
 
-def test_every_stage_matches_official(ref, tmp_path):
+@pytest.mark.parametrize("conv", ["direct", "winograd"])
+def test_every_stage_matches_official(ref, tmp_path, conv, monkeypatch):
+    """Every stage to float32 rounding. ``winograd``: every 3x3 convolution of the model (the
+    reduced config is too narrow for the sampling pipeline's 256-channel rule) runs the CPU fast
+    path of methods/cfld/winograd.py, which must match the official outputs as closely."""
     cfg = CFLDConfig.from_official(ref["reduced_cfg_yaml"], json.loads(ref["tiny_unet_config_json"]))
     # Our tiny config is exactly this reduced geometry (it differs only in what trains and the VAE).
     tiny = CFLDConfig.from_yaml(REPO / "methods" / "cfld" / "configs" / "tiny.yaml")
@@ -52,6 +57,9 @@ def test_every_stage_matches_official(ref, tmp_path):
     torch.save(ref["unet_state_dict"], tmp_path / "pytorch_model_1.bin")
     torch.manual_seed(123)  # a different init than the reference: every value must come from the files
     model = load_official(CFLDModel(cfg), tmp_path, strict=True).eval()
+    if conv == "winograd":
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+        assert winograd.enable(model) > 0
     inp, out = ref["inputs"], ref["outputs"]
     err: dict[str, float] = {}
 
@@ -97,6 +105,9 @@ def test_every_stage_matches_official(ref, tmp_path):
         check("unet_plain_b1", model.unet_forward(lat, t, prompt), out["unet_plain_b1"])
 
     assert len(err) == 4 + 9 + 1 + 6 + 1 + 7
+    if conv == "winograd":  # the fast path did run, in the UNet and in the pose adapter
+        assert "_winograd_filters" in model.unet.up_blocks[0].resnets[0].conv1.__dict__
+        assert "_winograd_filters" in model.pose_encoder.resnets[0].conv1.__dict__
     worst = max(err, key=err.get)
     assert err[worst] <= TOL, f"{worst}: {err[worst]:.3g} (all: {err})"
     # The loader really replaced the seed-123 init: a round trip reproduces the reference files.

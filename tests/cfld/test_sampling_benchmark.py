@@ -59,3 +59,24 @@ def test_gpu_images_per_second_path_runs_on_a_micro_model() -> None:
     model = CFLDModel(CFLDConfig.from_dict(MICRO_MODEL)).eval().requires_grad_(False)
     ips = bench.bench_images_per_s(model, PixelCodec(2), "fp32", steps=2, batch=2, device=torch.device("cpu"))
     assert 0 < ips < float("inf")
+
+
+def test_official_leg_runs_direct_convolutions_and_gives_ours_back_untouched() -> None:
+    """The official leg must not time our Winograd path, and switching back must not cost ours a
+    filter re-transform inside its timed call (same tensors, same cached filters)."""
+    from methods.cfld.pipeline import CFLDPipeline, SamplingSettings
+    from methods.cfld.vae import PixelCodec
+
+    bench = _load("cfld_sampling")
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1)
+    model = torch.nn.Sequential(conv)
+    pipe = CFLDPipeline(model, PixelCodec(2), SamplingSettings())
+    assert pipe.winograd_layers == 1
+    x = torch.randn(1, 256, 8, 8)
+    with torch.inference_mode():
+        fast = conv(x)
+        filters = conv.__dict__["_winograd_filters"]
+        with bench.direct_convolutions(pipe):
+            assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1))
+        assert torch.equal(conv(x), fast)
+    assert conv.__dict__["_winograd_filters"] is filters
