@@ -104,33 +104,37 @@ class _Workload:
         """The same weights doing the official code's work: explicit softmax(QK^T)V attention
         (official_attention.py), torch's direct convolutions and the UNet in the default
         contiguous memory layout."""
-        # Keep ours' channels_last tensors to put back: re-laying them out would give new tensors,
-        # and ours would then transform its Winograd filters again inside its timed call.
-        ours = [(p, p.data) for p in self.model.unet.parameters()]
-        self.model.unet.to(memory_format=torch.contiguous_format)
-        try:
-            with direct_convolutions(self.pipe), official_attention_maths():
-                yield
-        finally:
-            for p, data in ours:
-                p.data = data
+        parts = [p for p in (self.pipe.model, self.pipe.codec) if isinstance(p, torch.nn.Module)]
+        with default_layout(self.model.unet), direct_convolutions(*parts), official_attention_maths():
+            yield
 
 
 @contextlib.contextmanager
-def direct_convolutions(pipe: Any) -> Any:
-    """Within the block the pipeline's model and codec use torch's direct 3x3 convolutions
-    (CFLDPipeline switches the wide ones to Winograd on CPU fp32: methods/cfld/winograd.py)."""
-    from methods.cfld import winograd
-
-    parts = [p for p in (pipe.model, pipe.codec) if isinstance(p, torch.nn.Module)]
-    for p in parts:
-        winograd.disable(p, keep_filters=True)
+def default_layout(module: torch.nn.Module) -> Any:
+    """``module`` in the default contiguous memory layout within the block; afterwards it gets back
+    the very tensors it had (laying them out again would make new tensors, and ours would then
+    transform its Winograd filters again inside a timed call)."""
+    ours = [(p, p.data) for p in module.parameters()]
+    module.to(memory_format=torch.contiguous_format)
     try:
         yield
     finally:
-        if pipe.winograd_layers:
-            for p in parts:
-                winograd.enable(p)
+        for p, data in ours:
+            p.data = data
+
+
+@contextlib.contextmanager
+def direct_convolutions(*modules: torch.nn.Module) -> Any:
+    """Within the block the modules use torch's direct 3x3 convolutions (CFLDPipeline switches
+    the wide ones to Winograd on CPU fp32: methods/cfld/winograd.py); their cached filters stay."""
+    from methods.cfld import winograd
+
+    switched = [m for m in modules if winograd.disable(m, keep_filters=True)]
+    try:
+        yield
+    finally:
+        for m in switched:
+            winograd.enable(m)
 
 
 def _summary(dtype: str, maths: str, enc: list[float], step: list[float]) -> dict[str, Any]:
@@ -223,7 +227,7 @@ def count_flops(model: Any, codec: Any, device: torch.device) -> dict[str, float
         return enc, step
 
     executed_enc, executed_step = counted()
-    with direct_convolutions(pipe):
+    with direct_convolutions(*[p for p in (pipe.model, pipe.codec) if isinstance(p, torch.nn.Module)]):
         enc, step = counted()
     return {
         "step_tflop": step.get_total_flops() / 1e12,
@@ -247,26 +251,15 @@ def sgemm_gflops(device: torch.device) -> float:
 def calibrate_unet(model: Any, repeats: int, device: torch.device) -> float:
     """Median seconds of the workload environment.md times on the project CPU (0.97 s): the SD-1.5
     UNet forward at latent 4x32x22, batch 1, fp32, default layout and SDPA, 77 text tokens."""
-    from methods.cfld import winograd
-
-    ours = [(p, p.data) for p in model.unet.parameters()]  # put back after (see _Workload.as_official)
-    unet = model.unet.to(memory_format=torch.contiguous_format)
-    switched = winograd.disable(
-        unet, keep_filters=True
-    )  # the reference workload uses torch's direct convolutions
+    unet = model.unet
     x = torch.randn(1, 4, 32, 22, device=device)
     t = torch.tensor([500], device=device)
     ctx = torch.randn(1, 77, 768, device=device)
-    try:
-        with torch.inference_mode():
-            run = lambda: unet(x, t, encoder_hidden_states=ctx)  # noqa: E731
-            run()
-            return statistics.median(_timed(run, repeats, device))
-    finally:
-        for p, data in ours:
-            p.data = data
-        if switched:
-            winograd.enable(unet)
+    # The reference workload: default layout, torch's direct convolutions.
+    with default_layout(unet), direct_convolutions(unet), torch.inference_mode():
+        run = lambda: unet(x, t, encoder_hidden_states=ctx)  # noqa: E731
+        run()
+        return statistics.median(_timed(run, repeats, device))
 
 
 def bench_images_per_s(

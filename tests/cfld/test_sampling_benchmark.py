@@ -72,11 +72,15 @@ def test_official_leg_runs_direct_convolutions_and_gives_ours_back_untouched() -
     model = torch.nn.Sequential(conv)
     pipe = CFLDPipeline(model, PixelCodec(2), SamplingSettings())
     assert pipe.winograd_layers == 1
+    model.to(memory_format=torch.channels_last)  # ours' layout (CFLDPipeline does it for the UNet)
+    storage = conv.weight.data_ptr()
     x = torch.randn(1, 256, 8, 8)
     with torch.inference_mode():
         fast = conv(x)
         filters = conv.__dict__["_winograd_filters"]
-        with bench.direct_convolutions(pipe):
+        with bench.default_layout(model), bench.direct_convolutions(model):
+            assert conv.weight.is_contiguous()  # the official code's default layout
             assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1))
+        assert conv.weight.data_ptr() == storage  # the very tensor: the cached filters' key holds
         assert torch.equal(conv(x), fast)
     assert conv.__dict__["_winograd_filters"] is filters
