@@ -104,7 +104,7 @@ class _Workload:
         """The same weights doing the official code's work: explicit softmax(QK^T)V attention
         (official_attention.py), torch's direct convolutions and the UNet in the default
         contiguous memory layout."""
-        parts = [p for p in (self.pipe.model, self.pipe.codec) if isinstance(p, torch.nn.Module)]
+        parts = self.pipe.module_parts()
         with default_layout(self.model.unet), direct_convolutions(*parts), official_attention_maths():
             yield
 
@@ -227,7 +227,7 @@ def count_flops(model: Any, codec: Any, device: torch.device) -> dict[str, float
         return enc, step
 
     executed_enc, executed_step = counted()
-    with direct_convolutions(*[p for p in (pipe.model, pipe.codec) if isinstance(p, torch.nn.Module)]):
+    with direct_convolutions(*pipe.module_parts()):
         enc, step = counted()
     return {
         "step_tflop": step.get_total_flops() / 1e12,

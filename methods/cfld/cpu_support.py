@@ -8,29 +8,32 @@ import warnings
 NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
 
+def _proc_field(path: str, name: str) -> str | None:
+    """The text after the colon on the first line of a /proc file that starts with ``name``, or
+    None where the file or the line is missing (not Linux, a sandbox)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(name):
+                    return line.split(":", 1)[1]
+    except (OSError, IndexError):
+        pass
+    return None
+
+
 def cpu_flags() -> set[str]:
     """The CPU feature flags of /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set((_proc_field("/proc/cpuinfo", "flags") or "").split())
 
 
 def available_memory_bytes() -> int | None:
     """MemAvailable of /proc/meminfo (memory the kernel can hand out without swapping), or None
     where it cannot be read."""
+    value = _proc_field("/proc/meminfo", "MemAvailable")
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        return int(value.split()[0]) * 1024 if value else None  # the file counts kB
+    except (ValueError, IndexError):
+        return None
 
 
 def warn_if_emulated(dtype: str, advice: str) -> None:

@@ -151,13 +151,15 @@ class CFLDPipeline:
         # the direct path of torch.nn.Conv2d.
         self.winograd_layers = 0
         if winograd and self.device.type == "cpu":
-            self.winograd_layers = _enable_winograd(
-                [p for p in (model, codec) if isinstance(p, torch.nn.Module)]
-            )
+            self.winograd_layers = _enable_winograd(self.module_parts())
         extra: dict[str, Any] = {"prediction_type": self.settings.prediction_type}
         if self.settings.clip_sample:
             extra["clip_sample"] = True
         self.scheduler = make_scheduler(self.settings.scheduler, **extra)
+
+    def module_parts(self) -> list[torch.nn.Module]:
+        """The model, and the codec where it is a module (the SD-VAE; the pixel codec is not)."""
+        return [p for p in (self.model, self.codec) if isinstance(p, torch.nn.Module)]
 
     @property
     def device(self) -> torch.device:

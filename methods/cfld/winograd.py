@@ -23,11 +23,13 @@ Numerics: the same sum in another order. Against a float64 convolution the fp32 
 ~2.5e-5 (oneDNN's direct path ~1e-5) on unit-variance inputs.
 
 Memory: the transformed filters are 36/9 = 4x the size of the original ones and are kept (computed
-on a layer's first call, again only when its weight tensor is replaced or changed in place): 8.8 GB
+on a layer's first call, again only when its weight tensor is replaced or changed in place): 8.2 GiB
 for the paper config's UNet and pose adapter in fp32. :func:`filter_bytes` tells the cost before
 enabling. Weights changed through ``.data`` bypass the version counter: call :func:`disable` and
-:func:`enable` again after such a change. Training, autograd, autocast (bf16/fp16) and other devices (cuDNN picks its
-own algorithms) always take ``torch.nn.Conv2d``'s own path, so the fast path never touches gradients.
+:func:`enable` again after such a change.
+
+Training, autograd, autocast (bf16/fp16) and other devices (cuDNN picks its own algorithms) always
+take ``torch.nn.Conv2d``'s own path, so the fast path never touches gradients.
 """
 
 from __future__ import annotations
