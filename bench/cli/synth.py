@@ -28,7 +28,7 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="dataset root to create (e.g. datasets/synthetic)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     p.add_argument(
-        "--train-identities", type=int, default=40, help="persons in the train split (default: 40)"
+        "--train-identities", type=int, default=400, help="persons in the train split (default: 400)"
     )
     p.add_argument("--test-identities", type=int, default=12, help="persons in the test split (default: 12)")
     p.add_argument(

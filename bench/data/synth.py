@@ -36,7 +36,7 @@ class SynthSettings:
     """Every setting that changes a byte of the synthetic dataset (written to ``DATASET.json``)."""
 
     seed: int = 0
-    train_identities: int = 40
+    train_identities: int = 400
     test_identities: int = 12
     images_per_identity: int = 4
     size: tuple[int, int] = (256, 176)

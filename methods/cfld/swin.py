@@ -65,7 +65,10 @@ class WindowAttention(nn.Module):
 
     def position_bias(self) -> torch.Tensor:
         n = self.ws * self.ws
-        table = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        # F.embedding rather than table[index]: the same rows, but its CPU backward gives each thread
+        # its own rows of the gradient, whereas indexing's backward (index_put_ accumulate) adds the
+        # repeated indices in a thread-dependent order, so 2-thread training was not bit-reproducible.
+        table = F.embedding(self.relative_position_index.view(-1), self.relative_position_bias_table)
         return table.view(n, n, -1).permute(2, 0, 1)  # (heads, N, N)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -240,8 +240,9 @@ def test_cli_train_refuses_untrainable_and_unknown_methods(
 
 @pytest.mark.slow
 def test_tiny_config_beats_copy_source_on_the_synthetic_set(tmp_path: Path) -> None:
-    """The whole embedded pipeline (about 25 minutes on the 2-core CPU): synth -> train the tiny
-    config -> generate -> evaluate; the trained tiny CFLD must beat copy-source on SSIM and PSNR."""
+    """The whole embedded pipeline (about 30 minutes on the 2-core CPU): synth -> train the tiny
+    config -> generate -> evaluate; the trained tiny CFLD must beat copy-source on every SSIM variant
+    (uniform 51x51 window as CFLD reports it, Gaussian windows as PIDM and most others do) and PSNR."""
     import json
 
     from _support import REPO
@@ -263,14 +264,12 @@ def test_tiny_config_beats_copy_source_on_the_synthetic_set(tmp_path: Path) -> N
             pgpis(["generate", "--method", name, *extra, "--dataset", str(data), "--out", str(images)]) == 0
         )
         out = tmp_path / f"{name}.json"
-        args = ["evaluate", "--protocol", "cfld-256", "--images", str(images), "--dataset", str(data)]
+        args = ["evaluate", "--protocol", "pgpis-v1", "--images", str(images), "--dataset", str(data)]
         assert pgpis([*args, "--out", str(out), "--no-progress"]) == 0
         scores[name] = json.loads(out.read_text())["metrics"]
-    # SSIM as CFLD reports it (uniform 51x51 window) and PSNR. Not asserted: the Gaussian-window
-    # ssim_g15_dr, a tie between the 32x32 model's blurred textures and the source's sharp ones
-    # (measured 2026-11-25 in the pipeline, pgpis-v1, guidance 1.0: 0.632 vs 0.633, bootstrap 95%
-    # intervals [0.617, 0.646] and [0.621, 0.643]; ssim_w51 0.578 vs 0.318, psnr 15.96 vs 11.97).
-    for metric in ("ssim_w51", "psnr"):
+    # Measured 2026-11-25 in the pipeline (1000 steps, 400 training identities): ssim_g12_dr 0.680 vs
+    # 0.667, ssim_g15_dr 0.649 vs 0.633, ssim_w51 0.606 vs 0.318, psnr 16.38 vs 11.97.
+    for metric in ("ssim_w51", "ssim_g15_dr", "ssim_g12_dr", "psnr"):
         assert scores["cfld"][metric] > scores["copy-source"][metric], (metric, scores)
 
 

@@ -92,6 +92,20 @@ def test_byte_identical_for_the_same_seed(small_root, tmp_path):
     assert tree_digest(other)["test.lst"] != tree_digest(small_root)["test.lst"]
 
 
+def test_test_split_does_not_depend_on_the_train_size(small_root, tmp_path):
+    """More training persons (params.yaml's train-identities) leave the test files byte-identical,
+    so scores of runs trained on different train sizes are on the same test images."""
+    bigger = tmp_path / "bigger"
+    synthesize(bigger, SynthSettings(**{**SMALL.__dict__, "train_identities": 7}))
+    small, big = tree_digest(small_root), tree_digest(bigger)
+    test_files = {k for k in small if k.startswith("test") or "-test." in k}
+    assert test_files == {k for k in big if k.startswith("test") or "-test." in k}
+    assert {"test.lst", "fasion-resize-pairs-test.csv", "fasion-resize-annotation-test.csv"} <= test_files
+    assert any(k.startswith("test_highres/") for k in test_files)
+    assert all(small[k] == big[k] for k in test_files)
+    assert small["train.lst"] != big["train.lst"]
+
+
 def test_rendering_the_target_beats_copying_the_source(tmp_path):
     """The task needs appearance transfer: the source identity re-drawn at the target pose is far closer
     to the real target than the source image is."""
