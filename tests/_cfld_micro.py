@@ -1,8 +1,9 @@
-"""Shared by the CFLD pipeline, method and training tests: a micro model and a one-thread guard."""
+"""Shared by the CFLD pipeline, method and training tests: a micro model and a thread-count guard."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -35,11 +36,20 @@ MICRO_TRAIN = {
 }
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """One torch thread: on the small shared CPU, OpenMP oversubscription makes these tiny models'
     steps 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield

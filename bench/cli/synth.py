@@ -26,21 +26,25 @@ def _size(text: str) -> tuple[int, int]:
 def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     """The synthetic generator's options (shared by `pgpis synth` and `pgpis fetch synthetic`)."""
     p.add_argument("--out", required=True, help="dataset root to create (e.g. datasets/synthetic)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     p.add_argument(
-        "--train-identities", type=int, default=400, help="persons in the train split (default: 400)"
+        "--train-identities", type=int, default=400, help="persons in the train split (default: %(default)s)"
     )
-    p.add_argument("--test-identities", type=int, default=12, help="persons in the test split (default: 12)")
+    p.add_argument(
+        "--test-identities", type=int, default=12, help="persons in the test split (default: %(default)s)"
+    )
     p.add_argument(
         "--images-per-identity",
         type=int,
         default=4,
-        help="images (poses/views) per person; each person gives n*(n-1) pairs (default: 4)",
+        help="images (poses/views) per person; each person gives n*(n-1) pairs (default: %(default)s)",
     )
     p.add_argument(
         "--size", type=_size, default=(256, 176), metavar="HxW", help="image size (default: 256x176)"
     )
-    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the images (default: 95)")
+    p.add_argument(
+        "--jpeg-quality", type=int, default=95, help="JPEG quality of the images (default: %(default)s)"
+    )
     p.add_argument(
         "--poses",
         default=None,

@@ -8,6 +8,7 @@ same 2-thread training drift apart after a few hundred steps.
 from __future__ import annotations
 
 import torch
+from _cfld_micro import torch_threads
 
 from methods.cfld.swin import WindowAttention
 
@@ -19,9 +20,7 @@ def _bias_gradient(attn: WindowAttention, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_position_bias_gradient_is_bit_identical_across_runs_with_threads() -> None:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         torch.manual_seed(0)
         # The tiny config's first Swin stage: one head, one 16x16 window per image, batch 16 (with
         # plain indexing the gradients of these runs differed in the last bits).
@@ -31,8 +30,6 @@ def test_position_bias_gradient_is_bit_identical_across_runs_with_threads() -> N
         assert first.abs().sum() > 0
         for _ in range(10):
             assert torch.equal(_bias_gradient(attn, x), first)
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_position_bias_is_the_table_gathered_by_the_index() -> None:

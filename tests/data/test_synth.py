@@ -98,8 +98,12 @@ def test_test_split_does_not_depend_on_the_train_size(small_root, tmp_path):
     bigger = tmp_path / "bigger"
     synthesize(bigger, SynthSettings(**{**SMALL.__dict__, "train_identities": 7}))
     small, big = tree_digest(small_root), tree_digest(bigger)
-    test_files = {k for k in small if k.startswith("test") or "-test." in k}
-    assert test_files == {k for k in big if k.startswith("test") or "-test." in k}
+
+    def test_split(files: dict[str, str]) -> set[str]:
+        return {k for k in files if k.startswith("test") or "-test." in k}
+
+    test_files = test_split(small)
+    assert test_files == test_split(big)
     assert {"test.lst", "fasion-resize-pairs-test.csv", "fasion-resize-annotation-test.csv"} <= test_files
     assert any(k.startswith("test_highres/") for k in test_files)
     assert all(small[k] == big[k] for k in test_files)
@@ -165,6 +169,22 @@ def test_cli(tmp_path, capsys):
     assert "different settings" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "x"), "--poses", str(tmp_path / "none.csv")]) == 2
     assert "pose file not found" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_settings_defaults():
+    """`pgpis synth`'s option defaults repeat SynthSettings' (the CLI does not import the generator,
+    which pulls numpy and PIL into every `pgpis` start); they must not drift apart."""
+    import argparse
+
+    from bench.cli.synth import add_synth_arguments
+
+    parser = argparse.ArgumentParser()
+    add_synth_arguments(parser)
+    args = parser.parse_args(["--out", "x"])
+    defaults = SynthSettings()
+    for name in ("seed", "train_identities", "test_identities", "images_per_identity", "jpeg_quality"):
+        assert getattr(args, name) == getattr(defaults, name), name
+    assert tuple(args.size) == defaults.size
 
 
 def test_cli_help(capsys):
