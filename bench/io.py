@@ -15,6 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# The process umask, read once at import (os.umask can only be read by setting it, which would race
+# with threads writing files). mkstemp creates files 0600; outputs get the usual 0666 & ~umask.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plain ``open()`` (or ``mkdir``) would give under the process umask."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -31,6 +41,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, default_mode())  # readable like any other file the user writes, not 0600
     try:
         yield tmp_path
         os.replace(tmp_path, dest)

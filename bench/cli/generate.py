@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.cli._args import image_size
 from bench.errors import ConfigError
 
 EPILOG = """\
@@ -34,16 +35,6 @@ examples:
   pgpis generate --method cfld --config methods/cfld/configs/tiny.yaml --checkpoint ckpt/ \\
       --dataset datasets/synthetic --out outputs/cfld-tiny --batch-size 4 --device cuda
 """
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x176, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return h, w
 
 
 def load_config(path: str | None) -> dict[str, Any]:
@@ -115,7 +106,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--size",
-        type=_size,
+        type=image_size,
         default=(256, 176),
         metavar="HxW",
         help="output size; results are resized bicubic+antialias (default: 256x176)",

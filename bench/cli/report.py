@@ -35,7 +35,7 @@ examples:
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
-        help="combine metrics files into tables and figures",
+        help="combine metrics files into one table per protocol (Markdown, CSV, MLflow)",
         description="Combine metrics.json files of several runs into one table per protocol.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,15 +78,27 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--experiment", default="pgpis-bench", help="MLflow experiment name (default: pgpis-bench)"
     )
+    p.add_argument(
+        "--attach",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="with MLflow: also attach these files or folders (e.g. reports/figures) to every run, under report/",
+    )
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.errors import DataError
     from bench.io import write_text_atomic
     from bench.report.results import load_runs
     from bench.report.tables import build_table, to_csv, to_markdown
 
+    missing = [str(p) for p in args.attach if not p.exists()]
+    if missing:
+        raise DataError(f"--attach: {', '.join(missing)} not found; run `pgpis figures` first or drop it")
     runs = load_runs(args.metrics, args.labels)
     table = build_table(runs, allow_mixed=args.allow_mixed, sort_by=args.sort_by)
     # Both texts are built before anything is written, so an error leaves earlier reports untouched.
@@ -122,4 +134,9 @@ def _log_to_mlflow(args: argparse.Namespace, runs: list) -> None:
                 mlflow.set_tags({f"unavailable.{k}": v[:5000] for k, v in run.unavailable.items()})
             mlflow.log_artifact(str(run.path))
             mlflow.log_artifact(str(args.out))
+            for path in args.attach:
+                if path.is_dir():
+                    mlflow.log_artifacts(str(path), artifact_path=f"report/{path.name}")
+                else:
+                    mlflow.log_artifact(str(path), artifact_path="report")
     print(f"logged {len(runs)} run(s) to MLflow at {uri} (experiment {args.experiment!r})")

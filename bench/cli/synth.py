@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.cli._args import image_size
+
 DESCRIPTION = """\
 Write a complete synthetic dataset root in exactly DeepFashion's on-disk format
 (fasion-resize-{pairs,annotation}-{train,test}.csv, train.lst, test.lst, train_highres/,
@@ -13,14 +15,6 @@ and patterns; pairs are all ordered pairs of an identity's images; train and tes
 are disjoint. The files are byte-identical for the same settings. The folder is built aside and
 renamed into place; a folder made with other settings is refused, never mixed.
 """
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 256x176, got {text!r}") from None
-    return h, w
 
 
 def add_synth_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,7 +34,7 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
         help="images (poses/views) per person; each person gives n*(n-1) pairs (default: %(default)s)",
     )
     p.add_argument(
-        "--size", type=_size, default=(256, 176), metavar="HxW", help="image size (default: 256x176)"
+        "--size", type=image_size, default=(256, 176), metavar="HxW", help="image size (default: 256x176)"
     )
     p.add_argument(
         "--jpeg-quality", type=int, default=95, help="JPEG quality of the images (default: %(default)s)"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.data import deepfashion as df
 from bench.errors import DataError
-from bench.io import atomic_path
+from bench.io import atomic_path, default_mode
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # In-shop is all .jpg; CFLD's walker accepts a few more
 SPLIT_FILES = (
@@ -254,7 +254,9 @@ def prepare(
 
 
 def _swap_in(stage: Path, final: Path) -> None:
-    stage.chmod(0o755)  # mkdtemp makes it private; the split folder is an ordinary folder
+    stage.chmod(
+        default_mode(directory=True)
+    )  # mkdtemp makes it private; the split folder is an ordinary folder
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)

@@ -21,7 +21,7 @@ import numpy as np
 from bench.data import deepfashion as df
 from bench.data.synth_render import Identity, background, render_person, sample_identity, view_of
 from bench.errors import ConfigError, DataError
-from bench.io import atomic_path, write_json_atomic, write_text_atomic
+from bench.io import atomic_path, default_mode, write_json_atomic, write_text_atomic
 
 DEFAULT_POSES = (
     Path(__file__).resolve().parents[2] / "datasets" / "poses" / "fasion-resize-annotation-test.csv"
@@ -205,7 +205,7 @@ def synthesize(
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is an ordinary folder
+    tmp.chmod(default_mode(directory=True))  # mkdtemp makes it private; the dataset is an ordinary folder
     try:
         info = write_dataset(tmp, settings, poses_path)
         if out.exists():

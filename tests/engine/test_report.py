@@ -186,3 +186,20 @@ def test_report_logs_every_run_to_mlflow(two_runs: list[Path], tmp_path: Path) -
     assert row["metrics.ssim_w51"] == pytest.approx(0.73) and row["params.protocol"] == "pgpis-v1"
     assert "fid_ptincv3_train" not in {c.split(".", 1)[1] for c in found.columns if c.startswith("metrics.")}
     assert row["tags.unavailable.fid_ptincv3_train"].startswith("weight pt_inception")
+
+
+def test_report_attaches_figures_to_every_mlflow_run(two_runs: list[Path], tmp_path: Path, capsys) -> None:
+    import mlflow
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "comparison.png").write_bytes(b"\x89PNG fake")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["report", "--metrics", *map(str, two_runs), "--out", str(tmp_path / "t.md"), "--mlflow", uri]
+    assert main([*args, "--attach", str(tmp_path / "absent")]) == 2
+    assert "absent not found" in capsys.readouterr().err and not (tmp_path / "t.md").exists()
+    assert main([*args, "--attach", str(figures)]) == 0
+    mlflow.set_tracking_uri(uri)
+    for run_id in mlflow.search_runs(experiment_names=["pgpis-bench"])["run_id"]:
+        listed = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "report/figures")]
+        assert listed == ["report/figures/comparison.png"]

@@ -1,0 +1,16 @@
+"""Argument types shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """``HxW`` (e.g. ``256x176``) -> (H, W), both positive."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x176, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return h, w

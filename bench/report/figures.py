@@ -1,0 +1,171 @@
+"""Figures: a qualitative comparison grid and a chart of the metrics with their 95% intervals.
+
+The grid is the figure every PGPIS paper shows: one row per test pair, columns source | target pose |
+ground truth | each run. Every image is resized to the same cell (PIL bicubic, antialiased, as the
+evaluation resizes), so runs that generate at another size sit side by side. The chart draws each
+metric the runs share as bars with their bootstrap intervals; a metric no run could compute is named
+under the chart with the reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from bench.data.deepfashion import DeepFashionDataset, load_image
+from bench.data.posemaps import skeleton
+from bench.report.generated import GeneratedRun, Pair
+from bench.report.results import RunMetrics
+from bench.report.tables import arrow, build_table, column_order, direction
+
+PAD = 4  # white gap between cells, pixels
+HEADER = 22  # height of the column titles
+FONT_SIZE = 13
+
+
+def to_uint8(image: Any) -> np.ndarray:
+    """(3,H,W) float tensor in [0,1] -> (H,W,3) uint8 (exact for images decoded from uint8)."""
+    return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+
+def pose_image(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The target pose as the field draws it (coloured OpenPose skeleton on black), (H,W,3) uint8."""
+    return np.rint(skeleton(keypoints, size) * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def pair_cells(
+    dataset: DeepFashionDataset, pair: Pair, runs: list[GeneratedRun], size: tuple[int, int]
+) -> list[np.ndarray]:
+    """source, target pose, ground truth, then one image per run, all at ``size`` (H, W)."""
+    cells = [
+        to_uint8(load_image(dataset.image_path(pair.source), size)),
+        pose_image(dataset.keypoints(pair.target), size),
+        to_uint8(load_image(dataset.image_path(pair.target), size)),
+    ]
+    cells += [to_uint8(load_image(run.image(pair.pid), size)) for run in runs]
+    return cells
+
+
+def _fit(text: str, draw: Any, font: Any, width: int) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def comparison_grid(
+    dataset: DeepFashionDataset,
+    pairs: list[Pair],
+    runs: list[GeneratedRun],
+    size: tuple[int, int] = (256, 176),
+    progress: bool = True,
+) -> Any:
+    """The comparison figure as a PIL image: a header row of titles, then one row per pair."""
+    from PIL import Image, ImageDraw, ImageFont
+    from tqdm import tqdm
+
+    titles = ["source", "target pose", "ground truth", *(run.label for run in runs)]
+    h, w = size
+    canvas = Image.new("RGB", (PAD + len(titles) * (w + PAD), HEADER + len(pairs) * (h + PAD)), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(FONT_SIZE)  # bundled with Pillow: the same glyphs on every machine
+    for col, title in enumerate(titles):
+        text = _fit(title, draw, font, w)
+        x = PAD + col * (w + PAD) + (w - draw.textlength(text, font=font)) / 2
+        draw.text((x, 3), text, fill="black", font=font)
+    for row, pair in enumerate(tqdm(pairs, desc="comparison grid", unit="pair", disable=not progress)):
+        for col, cell in enumerate(pair_cells(dataset, pair, runs, size)):
+            canvas.paste(Image.fromarray(cell), (PAD + col * (w + PAD), HEADER + row * (h + PAD)))
+    return canvas
+
+
+def _first_sentence(text: str, limit: int = 100) -> str:
+    first = text.split(". ", 1)[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def chart_metrics(runs: list[RunMetrics]) -> tuple[list[str], dict[str, str]]:
+    """Metrics to draw (those every run has, in table order) and those left out, with why."""
+    names = {n for r in runs for n in (*r.metrics, *r.unavailable)}
+    shown, left_out = [], {}
+    for name in column_order(names):
+        lacking = [r.label for r in runs if name not in r.metrics]
+        if not lacking:
+            shown.append(name)
+            continue
+        reasons = sorted(
+            {
+                _first_sentence(r.unavailable.get(name, "not in its metrics file"))
+                for r in runs
+                if r.label in lacking
+            }
+        )
+        left_out[name] = f"missing for {', '.join(lacking)}: {' / '.join(reasons)}"
+    return shown, left_out
+
+
+def metrics_chart(runs: list[RunMetrics], columns: int = 4) -> bytes:
+    """PNG bytes: one panel per metric, one bar per run with its 95% interval, best direction in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the chart is a file
+    import matplotlib.pyplot as plt
+
+    runs = build_table(runs).runs  # the table's checks (one protocol) and its row order, best first
+    shown, left_out = chart_metrics(runs)
+    if not shown:
+        from bench.errors import DataError
+
+        raise DataError(
+            "no metric is available in every metrics file: nothing to chart ("
+            + "; ".join(f"{k}: {v}" for k, v in left_out.items())
+            + ")"
+        )
+    columns = min(columns, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 0.45 * len(runs) * rows + 1.2 * rows + 0.6), squeeze=False
+    )
+    labels = [r.label for r in runs]
+    ypos = np.arange(len(runs))
+    for ax, name in zip(axes.flat, shown):
+        values = np.array([r.metrics[name] for r in runs])
+        lo = np.array([r.ci95.get(name, (v, v))[0] for r, v in zip(runs, values)])
+        hi = np.array([r.ci95.get(name, (v, v))[1] for r, v in zip(runs, values)])
+        ax.barh(ypos, values, color="#4c72b0")
+        # The interval as a line from its bounds (a percentile bootstrap interval need not hold the mean).
+        ax.hlines(ypos, lo, hi, color="black", linewidth=1.2)
+        ax.plot(np.concatenate([lo, hi]), np.concatenate([ypos, ypos]), "|", color="black", markersize=8)
+        ax.set_yticks(ypos, labels, fontsize=8)
+        ax.invert_yaxis()  # the first run on top, as in the table
+        ax.set_title(
+            name + arrow(direction(name, {k: v for r in runs for k, v in r.directions.items()})), fontsize=9
+        )
+        ax.tick_params(axis="x", labelsize=7)
+        span = max(hi.max() - min(lo.min(), 0.0), 1e-12)
+        ax.set_xlim(min(lo.min(), 0.0), hi.max() + 0.05 * span)
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.axis("off")
+    protocols = ", ".join(sorted({r.protocol for r in runs}))
+    fig.suptitle(
+        f"protocol {protocols}; bars: mean over the images, whiskers: bootstrap 95% interval", fontsize=9
+    )
+    if left_out:
+        fig.text(
+            0.01,
+            0.005,
+            "not shown: " + "; ".join(f"{k} ({v})" for k, v in left_out.items()),
+            fontsize=6,
+            wrap=True,
+        )
+    fig.tight_layout(rect=(0, 0.04 if left_out else 0, 1, 0.96))
+    buffer = io.BytesIO()
+    # No creation date or version in the file: the same inputs give the same bytes.
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
