@@ -14,3 +14,17 @@ def image_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return h, w
+
+
+def add_mlflow_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--mlflow URI`` and ``--experiment``: optional tracking, never required."""
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        default=None,
+        help=f"also log {what} to MLflow at this tracking URI (e.g. sqlite:///mlflow.db); "
+        "default: $MLFLOW_TRACKING_URI if set, else no tracking",
+    )
+    p.add_argument(
+        "--experiment", default="pgpis-bench", help="MLflow experiment name (default: %(default)s)"
+    )

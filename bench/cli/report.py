@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.cli._args import add_mlflow_arguments
+
 EPILOG = """\
 input:
   metrics.json files written by `pgpis evaluate` (format: docs/architecture.md, "Metrics files"):
@@ -68,16 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-mixed", action="store_true", help="allow files from different protocols in one table"
     )
-    p.add_argument(
-        "--mlflow",
-        metavar="URI",
-        default=None,
-        help="also log each run's metrics to MLflow at this tracking URI (e.g. sqlite:///mlflow.db); "
-        "default: $MLFLOW_TRACKING_URI if set, else no tracking",
-    )
-    p.add_argument(
-        "--experiment", default="pgpis-bench", help="MLflow experiment name (default: pgpis-bench)"
-    )
+    add_mlflow_arguments(p, "each run's metrics")
     p.add_argument(
         "--attach",
         nargs="+",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.cli._args import add_mlflow_arguments
+
 MAKE_TEXT = """\
 make   writes a study folder: index.html + images/ + answers.csv for the participants, and key.json
        (which image is which; keep it from them). Part 1 (--questions): a source person and a target
@@ -88,15 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     score.add_argument("--out", required=True, type=Path, help="JSON file for the scores")
     score.add_argument("--md", type=Path, help="also write the scores as a Markdown table here")
-    score.add_argument(
-        "--mlflow",
-        metavar="URI",
-        default=None,
-        help="also log the scores to MLflow (one run per study run); default: $MLFLOW_TRACKING_URI if set",
-    )
-    score.add_argument(
-        "--experiment", default="pgpis-bench", help="MLflow experiment name (default: pgpis-bench)"
-    )
+    add_mlflow_arguments(score, "the scores (one MLflow run per study run)")
     score.set_defaults(func=run_score)
     return p
 

@@ -166,21 +166,14 @@ def test_a_bad_sheet_is_refused_with_its_line(study: Path, tmp_path: Path, rows:
         read_answers(path, load_key(study)["items"])
 
 
+def _score_args(study: Path, sheet: Path, out: Path) -> list[str]:
+    return ["user-study", "score", "--study", str(study), "--answers", str(sheet), "--out", str(out)]
+
+
 def test_score_cli_writes_json_and_markdown(study: Path, tmp_path: Path, capsys) -> None:
     sheet = _answer(study, tmp_path / "p.csv", lambda s: "A" if s["part"] == "best" else "G")
     out, md = tmp_path / "scores.json", tmp_path / "scores.md"
-    args = [
-        "user-study",
-        "score",
-        "--study",
-        str(study),
-        "--answers",
-        str(sheet),
-        "--out",
-        str(out),
-        "--md",
-        str(md),
-    ]
+    args = [*_score_args(study, sheet, out), "--md", str(md)]
     assert main(args) == 0
     assert json.loads(out.read_text())["runs"].keys() == {"alpha", "beta", "gamma"}
     assert "| Run | Jab ↑ | G2R ↑ | R2G ↑ |" in md.read_text()
@@ -195,16 +188,7 @@ def test_score_logs_to_mlflow(study: Path, tmp_path: Path) -> None:
 
     sheet = _answer(study, tmp_path / "p.csv", lambda s: "B" if s["part"] == "best" else "R")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [
-        "user-study",
-        "score",
-        "--study",
-        str(study),
-        "--answers",
-        str(sheet),
-        "--out",
-        str(tmp_path / "s.json"),
-    ]
+    args = _score_args(study, sheet, tmp_path / "s.json")
     assert main([*args, "--mlflow", uri]) == 0
     mlflow.set_tracking_uri(uri)
     found = mlflow.search_runs(experiment_names=["pgpis-bench"])
