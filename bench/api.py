@@ -150,6 +150,16 @@ class Method(abc.ABC):
         """
         return {"method": self.info.name, "config": self.config}
 
+    def unavailable(self, pairs: list[tuple[str, str]]) -> dict[str, str]:
+        """Pairs (source name, target name) this method cannot produce: pair id -> why.
+
+        The engine leaves them out, lists them under ``unavailable`` in the manifest and reports
+        their number; ``pgpis evaluate`` then counts them as missing (refused unless
+        ``--allow-missing``). A model generates every pair, so the default is none; a method that
+        reads published outputs (``released``) reports the pairs the release lacks.
+        """
+        return {}
+
     @abc.abstractmethod
     def generate(self, batch: PairBatch, generator: list[torch.Generator]) -> torch.Tensor:
         """Return (B, 3, H, W) images in [0, 1] for the batch's target poses.

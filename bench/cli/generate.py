@@ -150,7 +150,12 @@ def run(args: argparse.Namespace) -> int:
     if result.rank == 0:
         print(
             f"{result.out}: {result.num_pairs} pairs, {result.num_existing} already present, "
-            f"{result.num_pairs - result.num_existing} generated"
+            f"{result.num_pairs - result.num_existing - result.num_unavailable} generated"
             + (f" by {result.world} processes" if result.world > 1 else "")
         )
+        if result.num_unavailable:
+            print(
+                f"{result.out}: {result.num_unavailable} pair(s) the method cannot produce are left out (listed "
+                "under 'unavailable' in manifest.json); `pgpis evaluate` counts them as missing"
+            )
     return 0

@@ -1,0 +1,1 @@
+"""Published test outputs of other methods, scored through the method interface (``released``)."""
