@@ -90,7 +90,7 @@ def plan_study(runs: list[GeneratedRun], usable: list[Pair], settings: StudySett
         n = settings.real_fake
         for b, run in enumerate(rng.sample(runs, len(runs)), start=1):
             # Distinct targets: a block never shows a real photo and a generated image of one target
-            # (the two side by side would give the answer away), nor one photo twice.
+            # (the two side by side would give the answer away), nor one real photo twice.
             targets = rng.sample(sorted(by_target), 2 * n)
             drawn = [rng.choice(by_target[t]) for t in targets]  # n shown generated, n shown real
             shown = [("generated", p) for p in drawn[:n]] + [("real", p) for p in drawn[n:]]
