@@ -70,6 +70,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-mixed", action="store_true", help="allow files from different protocols in one table"
     )
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write one self-contained HTML page: the table and the PNG figures of --figures, embedded",
+    )
+    p.add_argument(
+        "--figures",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="PNG",
+        help="figures for --html: PNG files, or folders of them (every *.png inside, in name order)",
+    )
     add_mlflow_arguments(p, "each run's metrics")
     p.add_argument(
         "--attach",
@@ -86,6 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bench.errors import DataError
     from bench.io import write_text_atomic
+    from bench.report.html import report_html
     from bench.report.results import load_runs
     from bench.report.tables import build_table, to_csv, to_markdown
 
@@ -97,14 +112,33 @@ def run(args: argparse.Namespace) -> int:
     # Both texts are built before anything is written, so an error leaves earlier reports untouched.
     markdown = to_markdown(table, title=args.title, with_ci=args.ci)
     csv_text = to_csv(table) if args.csv else None
+    html_text = report_html(table, _figures(args.figures), args.title, args.ci) if args.html else None
     write_text_atomic(args.out, markdown)
     if csv_text is not None:
         write_text_atomic(args.csv, csv_text)
+    if html_text is not None:
+        write_text_atomic(args.html, html_text)
     _log_to_mlflow(args, runs)
     print(
         f"{args.out}: {len(table.runs)} run(s), {len(table.metrics)} metric(s), protocol {', '.join(table.protocols)}"
     )
     return 0
+
+
+def _figures(paths: list[Path]) -> list[Path]:
+    from bench.errors import DataError
+
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(path.glob("*.png"))
+        elif path.is_file() and path.suffix.lower() == ".png":
+            found.append(path)
+        else:
+            raise DataError(
+                f"--figures: {path} is neither a PNG file nor a folder; run `pgpis figures` first"
+            )
+    return found
 
 
 def _log_to_mlflow(args: argparse.Namespace, runs: list) -> None:
@@ -127,6 +161,8 @@ def _log_to_mlflow(args: argparse.Namespace, runs: list) -> None:
                 mlflow.set_tags({f"unavailable.{k}": v[:5000] for k, v in run.unavailable.items()})
             mlflow.log_artifact(str(run.path))
             mlflow.log_artifact(str(args.out))
+            if args.html:
+                mlflow.log_artifact(str(args.html))
             for path in args.attach:
                 if path.is_dir():
                     mlflow.log_artifacts(str(path), artifact_path=f"report/{path.name}")

@@ -110,43 +110,55 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(table: Table, title: str = "Metrics", with_ci: bool = False) -> str:
-    """The table as GitHub Markdown, with its caption and footnotes."""
+@dataclass
+class Layout:
+    """The table's cells, caption and footnotes, before any format (Markdown or HTML) is chosen."""
+
+    header: list[str]
+    numeric: int  # the last ``numeric`` columns hold numbers (right-aligned)
+    rows: list[list[tuple[str, list[int]]]]  # (text, its footnote numbers)
+    notes: dict[str, int]  # footnote text -> number
+    caption: str  # protocol names in `backticks`
+    settings: str | None  # the protocol settings as JSON, for a single-protocol table
+
+
+def layout(table: Table, with_ci: bool = False) -> Layout:
     mixed = len(table.protocols) > 1
     notes: dict[str, int] = {}
 
-    def note(text: str) -> str:
-        notes.setdefault(text, len(notes) + 1)
-        return f"[^{notes[text]}]"
+    def note(text: str) -> int:
+        return notes.setdefault(text, len(notes) + 1)
 
     header = ["Run", "Method"] + (["Protocol"] if mixed else []) + ["Images"]
     header += [f"{m}{arrow(table.directions[m])}" for m in table.metrics]
-    lines = [
-        "| " + " | ".join(_cell(h) for h in header) + " |",
-        "|" + "|".join(["---"] * (len(header) - len(table.metrics)) + ["---:"] * len(table.metrics)) + "|",
-    ]
+    rows = []
     for run in table.runs:
-        images = _count(run)
+        images_notes = []
         if run.num_expected is not None and run.num_images is not None and run.num_images < run.num_expected:
-            images += note(
-                f"{run.label}: {run.num_expected - run.num_images} generated image(s) missing, scored with --allow-missing."
+            images_notes.append(
+                note(
+                    f"{run.label}: {run.num_expected - run.num_images} generated image(s) missing, scored with --allow-missing."
+                )
             )
         if run.dropped:
-            images += note(
-                f"{run.label}: {run.dropped} image(s) dropped by the protocol's batching (a reference script's quirk)."
+            images_notes.append(
+                note(
+                    f"{run.label}: {run.dropped} image(s) dropped by the protocol's batching (a reference script's quirk)."
+                )
             )
-        row = [run.label, run.method or "?"] + ([run.protocol] if mixed else []) + [images]
+        row = [(run.label, []), (run.method or "?", [])] + ([(run.protocol, [])] if mixed else [])
+        row.append((_count(run), images_notes))
         for m in table.metrics:
             if m in run.metrics:
                 text = format_value(m, run.metrics[m])
                 if with_ci and m in run.ci95:
                     lo, hi = run.ci95[m]
                     text += f" [{format_value(m, lo)}, {format_value(m, hi)}]"
-                row.append(text)
+                row.append((text, []))
             else:
                 reason = run.unavailable.get(m, "not computed by this run")
-                row.append("n/a" + note(f"{m}: {reason}"))
-        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+                row.append(("n/a", [note(f"{m}: {reason}")]))
+        rows.append(row)
 
     proto = ", ".join(f"`{p}`" for p in table.protocols)
     caption = f"Protocol{'s' if mixed else ''} {proto}"
@@ -161,11 +173,26 @@ def to_markdown(table: Table, title: str = "Metrics", with_ci: bool = False) -> 
     unknown = [m for m in table.metrics if table.directions[m] is None]
     if unknown:
         caption += f" Direction unknown for: {', '.join(unknown)}."
-    out = [f"## {title}", "", caption, "", *lines, ""]
+    settings = None
     if not mixed and table.runs[0].protocol_settings:
         settings = json.dumps(table.runs[0].protocol_settings, sort_keys=True)
-        out += [f"Protocol settings: `{settings}`", ""]
-    for text, number in notes.items():
+    return Layout(header, len(table.metrics), rows, notes, caption, settings)
+
+
+def to_markdown(table: Table, title: str = "Metrics", with_ci: bool = False) -> str:
+    """The table as GitHub Markdown, with its caption and footnotes."""
+    lay = layout(table, with_ci)
+    lines = [
+        "| " + " | ".join(_cell(h) for h in lay.header) + " |",
+        "|" + "|".join(["---"] * (len(lay.header) - lay.numeric) + ["---:"] * lay.numeric) + "|",
+    ]
+    for row in lay.rows:
+        cells = [text + "".join(f"[^{n}]" for n in numbers) for text, numbers in row]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    out = [f"## {title}", "", lay.caption, "", *lines, ""]
+    if lay.settings:
+        out += [f"Protocol settings: `{lay.settings}`", ""]
+    for text, number in lay.notes.items():
         out.append(f"[^{number}]: {text}")
     return "\n".join(out).rstrip() + "\n"
 

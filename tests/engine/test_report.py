@@ -203,3 +203,46 @@ def test_report_attaches_figures_to_every_mlflow_run(two_runs: list[Path], tmp_p
     for run_id in mlflow.search_runs(experiment_names=["pgpis-bench"])["run_id"]:
         listed = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "report/figures")]
         assert listed == ["report/figures/comparison.png"]
+
+
+def test_html_report_holds_the_table_cells_footnotes_and_figures(
+    two_runs: list[Path], tmp_path: Path, capsys
+) -> None:
+    import base64
+    import re
+
+    from bench.report.tables import layout
+
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    pngs = {"b_metrics.png": b"\x89PNG second", "a_grid.png": b"\x89PNG first"}
+    for name, data in pngs.items():
+        (figures / name).write_bytes(data)
+    page_path = tmp_path / "index.html"
+    args = [
+        "report",
+        "--metrics",
+        *map(str, two_runs),
+        "--out",
+        str(tmp_path / "t.md"),
+        "--html",
+        str(page_path),
+    ]
+    assert main([*args, "--figures", str(figures)]) == 0
+    page = page_path.read_text()
+    lay = layout(build_table(load_runs(two_runs)))
+    for row in lay.rows:
+        for text, numbers in row:
+            refs = "".join(f'<sup><a href="#note{n}">{n}</a></sup>' for n in numbers)
+            assert f">{text}{refs}</td>" in page
+    for text, n in lay.notes.items():
+        assert f'<li id="note{n}">{text}</li>' in page
+    embedded = re.findall(r'<h2>([^<]+)</h2><img src="data:image/png;base64,([^"]+)"', page)
+    assert [(name, base64.b64decode(data)) for name, data in embedded] == sorted(pngs.items())
+    # A figure path that is not a PNG stops the report before anything is written.
+    (tmp_path / "notes.txt").write_text("x")
+    out2 = tmp_path / "t2.md"
+    code = main(["report", "--metrics", *map(str, two_runs), "--out", str(out2), "--html", str(tmp_path / "i2.html"),
+                 "--figures", str(tmp_path / "notes.txt")])  # fmt: skip
+    assert code == 2 and "neither a PNG file nor a folder" in capsys.readouterr().err
+    assert not out2.exists() and not (tmp_path / "i2.html").exists()
