@@ -194,9 +194,9 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
             f"{dataset.pairs_path}: duplicate pairs would write the same file twice; remove them"
         )
     # Computed on every rank before the barrier, i.e. before any rank writes an image.
-    missing = [i for i, pid in zip(indices, ids) if not (out / f"{pid}.png").exists()]
-    unavailable = method.unavailable([dataset.pairs[i] for i in missing]) if missing else {}
-    missing = [i for i in missing if pair_id(*dataset.pairs[i]) not in unavailable]
+    absent = [(i, pid) for i, pid in zip(indices, ids) if not (out / f"{pid}.png").exists()]
+    unavailable = method.unavailable([dataset.pairs[i] for i, _ in absent]) if absent else {}
+    missing = [i for i, pid in absent if pid not in unavailable]
     procs.barrier()
     if procs.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,39 @@ def save_png_atomic(dest: str | os.PathLike, image: Any) -> None:
         image = Image.fromarray(image)
     with atomic_path(dest, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
+
+
+def staging_dir(dest: str | os.PathLike) -> Path:
+    """A new empty folder beside ``dest`` (same file system, so it can be renamed onto it), with the
+    permissions of an ordinary folder (mkdtemp makes it private)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    stage.chmod(default_mode(directory=True))
+    return stage
+
+
+def swap_in_dir(stage: Path, dest: str | os.PathLike) -> None:
+    """Put the finished ``stage`` at ``dest``; an old ``dest`` is moved aside first and deleted only
+    after the rename, so ``dest`` is always either the old folder or the new one, whole."""
+    dest = Path(dest)
+    if not dest.exists():
+        os.replace(stage, dest)
+        return
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    os.replace(dest, old)
+    os.replace(stage, dest)
+    shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder beside ``dest``; on success it replaces ``dest``, on an exception it is
+    removed and ``dest`` is untouched."""
+    stage = staging_dir(dest)
+    try:
+        yield stage
+        swap_in_dir(stage, dest)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage)

@@ -99,9 +99,8 @@ def run(args: argparse.Namespace) -> int:
     runs = expand_generated(args.generated, args.labels)
     usable, left_out = complete_pairs(dataset, runs, args.allow_missing)
     pairs = choose_pairs(usable, args.num_pairs, args.seed, args.pairs)
-    chart = (
-        metrics_chart(load_runs(args.metrics)) if args.metrics else None
-    )  # checked before anything is written
+    # The chart is drawn (and its inputs checked) before anything is written.
+    chart = metrics_chart(load_runs(args.metrics)) if args.metrics else None
     grid = comparison_grid(dataset, pairs, runs, tuple(args.size), progress=not args.no_progress)
     save_png_atomic(args.out / "comparison.png", grid)
     write_json_atomic(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.cli._args import add_mlflow_arguments
+from bench.errors import DataError
 
 EPILOG = """\
 input:
@@ -98,7 +99,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.errors import DataError
     from bench.io import write_text_atomic
     from bench.report.html import report_html
     from bench.report.results import load_runs
@@ -126,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _figures(paths: list[Path]) -> list[Path]:
-    from bench.errors import DataError
-
     found: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from bench.data import deepfashion as df
 from bench.errors import DataError
-from bench.io import atomic_path, default_mode
+from bench.io import atomic_path, staging_dir, swap_in_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # In-shop is all .jpg; CFLD's walker accepts a few more
 SPLIT_FILES = (
@@ -226,7 +225,7 @@ def prepare(
         problems: list[str] = []
         try:
             for split in todo:
-                stage = Path(tempfile.mkdtemp(prefix=f".{split}_highres.", dir=out))
+                stage = staging_dir(df.image_dir(out, split))
                 staged[split] = stage
                 for name in _progress(lists[split], f"prepare {split}"):
                     how, problem = _place(source, name, stage / name, link, verify)
@@ -242,7 +241,7 @@ def prepare(
                     + "\nReplace them from the original archive."
                 )
             for split, stage in staged.items():
-                _swap_in(stage, df.image_dir(out, split))
+                swap_in_dir(stage, df.image_dir(out, split))
             _copy_split_files(splits, out)
         finally:
             for stage in staged.values():
@@ -251,19 +250,6 @@ def prepare(
     finally:
         source.close()
     return PrepareReport(copied=copied, skipped=False, method="+".join(sorted(used)) or link)
-
-
-def _swap_in(stage: Path, final: Path) -> None:
-    stage.chmod(
-        default_mode(directory=True)
-    )  # mkdtemp makes it private; the split folder is an ordinary folder
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(stage, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(stage, final)
 
 
 def _copy_split_files(splits: Path, out: Path) -> None:

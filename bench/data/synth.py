@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 from bench.data import deepfashion as df
 from bench.data.synth_render import Identity, background, render_person, sample_identity, view_of
 from bench.errors import ConfigError, DataError
-from bench.io import atomic_path, default_mode, write_json_atomic, write_text_atomic
+from bench.io import atomic_dir, atomic_path, write_json_atomic, write_text_atomic
 
 DEFAULT_POSES = (
     Path(__file__).resolve().parents[2] / "datasets" / "poses" / "fasion-resize-annotation-test.csv"
@@ -203,21 +201,8 @@ def synthesize(
                 f"{out}: holds a synthetic dataset made with different settings "
                 f"({existing.get('settings')}); remove it or choose another --out"
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(default_mode(directory=True))  # mkdtemp makes it private; the dataset is an ordinary folder
-    try:
+    with atomic_dir(out) as tmp:
         info = write_dataset(tmp, settings, poses_path)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return info
 
 

@@ -17,9 +17,10 @@ import numpy as np
 
 from bench.data.deepfashion import DeepFashionDataset, load_image
 from bench.data.posemaps import skeleton
+from bench.errors import DataError
 from bench.report.generated import GeneratedRun, Pair
 from bench.report.results import RunMetrics
-from bench.report.tables import arrow, build_table, column_order, direction
+from bench.report.tables import Table, arrow, build_table
 
 PAD = 4  # white gap between cells, pixels
 HEADER = 22  # height of the column titles
@@ -89,11 +90,11 @@ def _first_sentence(text: str, limit: int = 100) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def chart_metrics(runs: list[RunMetrics]) -> tuple[list[str], dict[str, str]]:
-    """Metrics to draw (those every run has, in table order) and those left out, with why."""
-    names = {n for r in runs for n in (*r.metrics, *r.unavailable)}
+def chart_metrics(table: Table) -> tuple[list[str], dict[str, str]]:
+    """Metrics to draw (those every run has, in the table's column order) and those left out, with why."""
+    runs = table.runs
     shown, left_out = [], {}
-    for name in column_order(names):
+    for name in table.metrics:
         lacking = [r.label for r in runs if name not in r.metrics]
         if not lacking:
             shown.append(name)
@@ -116,11 +117,10 @@ def metrics_chart(runs: list[RunMetrics], columns: int = 4) -> bytes:
     matplotlib.use("Agg")  # no display: the chart is a file
     import matplotlib.pyplot as plt
 
-    runs = build_table(runs).runs  # the table's checks (one protocol) and its row order, best first
-    shown, left_out = chart_metrics(runs)
+    table = build_table(runs)  # the table's checks (one protocol), columns, directions and row order
+    runs = table.runs
+    shown, left_out = chart_metrics(table)
     if not shown:
-        from bench.errors import DataError
-
         raise DataError(
             "no metric is available in every metrics file: nothing to chart ("
             + "; ".join(f"{k}: {v}" for k, v in left_out.items())
@@ -143,9 +143,7 @@ def metrics_chart(runs: list[RunMetrics], columns: int = 4) -> bytes:
         ax.plot(np.concatenate([lo, hi]), np.concatenate([ypos, ypos]), "|", color="black", markersize=8)
         ax.set_yticks(ypos, labels, fontsize=8)
         ax.invert_yaxis()  # the first run on top, as in the table
-        ax.set_title(
-            name + arrow(direction(name, {k: v for r in runs for k, v in r.directions.items()})), fontsize=9
-        )
+        ax.set_title(name + arrow(table.directions[name]), fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         span = max(hi.max() - min(lo.min(), 0.0), 1e-12)
         ax.set_xlim(min(lo.min(), 0.0), hi.max() + 0.05 * span)

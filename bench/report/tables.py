@@ -57,7 +57,7 @@ class Table:
     sort_by: str | None
 
 
-def column_order(names: set[str]) -> list[str]:
+def _column_order(names: set[str]) -> list[str]:
     def key(name: str) -> tuple[int, str]:
         family = _family(name)
         rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
@@ -79,7 +79,7 @@ def build_table(runs: list[RunMetrics], allow_mixed: bool = False, sort_by: str 
             "show them side by side with a protocol column."
         )
     names = {n for r in runs for n in (*r.metrics, *r.unavailable)}
-    metrics = column_order(names)
+    metrics = _column_order(names)
     overrides: dict[str, str] = {}
     for r in runs:
         overrides.update(r.directions)

@@ -25,16 +25,14 @@ import json
 import math
 import os
 import random
-import shutil
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.data.deepfashion import DeepFashionDataset, load_image
 from bench.errors import ConfigError, DataError
-from bench.io import default_mode
+from bench.io import atomic_dir
 from bench.report.figures import pose_image, to_uint8
 from bench.report.generated import GeneratedRun, Pair, choose_pairs
 
@@ -208,10 +206,7 @@ def make_study(
         "pairs_left_out_for_missing_images": left_out,
         "items": items,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(build, default_mode(directory=True))  # mkdtemp makes it 0700
-    try:
+    with atomic_dir(out) as build:
         (build / "images").mkdir()
         _write_images(dataset, runs, items, settings.size, build / "images", progress)
         (build / "index.html").write_text(render_html(items), encoding="utf-8")
@@ -220,21 +215,7 @@ def make_study(
             writer.writerow(["item", "answer"])
             writer.writerows([k, ""] for k in items)
         (build / "key.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
-        _replace_folder(build, out)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
     return key
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Put ``new`` at ``out``; an old ``out`` is moved aside first and deleted only after the rename."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(new, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # -------------------------------------------------------------------------------------- scoring

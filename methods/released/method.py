@@ -102,6 +102,11 @@ def _int_list(config: dict[str, Any], key: str, length: int) -> list[int] | None
     return list(value)
 
 
+def _pair_id(source: str, target: str) -> str:
+    """The engine's pair id (``PairBatch.pair_ids``): ``<src stem>_2_<tgt stem>``."""
+    return f"{Path(source).stem}_2_{Path(target).stem}"
+
+
 class Released(Method):
     """Published outputs of a method, one image per pair, cut out of the release's layout."""
 
@@ -159,7 +164,7 @@ class Released(Method):
             "tgt": target,
             "src_stem": Path(source).stem,
             "tgt_stem": Path(target).stem,
-            "pid": f"{Path(source).stem}_2_{Path(target).stem}",
+            "pid": _pair_id(source, target),
         }
         try:
             return [pattern.format(**fields) for pattern in self.patterns]
@@ -190,13 +195,11 @@ class Released(Method):
 
     def unavailable(self, pairs: list[tuple[str, str]]) -> dict[str, str]:
         """The pairs the release has no file for; if it has none at all, the patterns are wrong."""
-        lacking = {
-            f"{Path(s).stem}_2_{Path(t).stem}": "not in the release (looked for "
-            + ", ".join(self.names(s, t))
-            + ")"
-            for s, t in pairs
-            if self.index.find(self.names(s, t)) is None
-        }
+        lacking = {}
+        for source, target in pairs:
+            names = self.names(source, target)
+            if self.index.find(names) is None:
+                lacking[_pair_id(source, target)] = f"not in the release (looked for {', '.join(names)})"
         if pairs and len(lacking) == len(pairs):
             example = ", ".join(self.names(*pairs[0]))
             raise DataError(

@@ -17,6 +17,7 @@ from bench.errors import ConfigError, DataError
 from bench.report.figures import HEADER, PAD, chart_metrics, metrics_chart, pose_image, to_uint8
 from bench.report.generated import choose_pairs, complete_pairs, distinct_pairs, expand_generated
 from bench.report.results import load_runs
+from bench.report.tables import build_table
 
 
 def _cell(grid: np.ndarray, row: int, col: int, size: tuple[int, int]) -> np.ndarray:
@@ -106,7 +107,7 @@ def test_metrics_chart_draws_shared_metrics_and_names_the_rest(tmp_path: Path) -
         metrics_file(tmp_path, "b", ssim_w51=0.7, psnr=14.0, fid_ptincv3_train=None),
     ]
     runs = load_runs(paths)
-    shown, left_out = chart_metrics(runs)
+    shown, left_out = chart_metrics(build_table(runs))
     assert shown == ["ssim_w51", "psnr"]
     assert list(left_out) == ["fid_ptincv3_train"] and "weight pt_inception" in left_out["fid_ptincv3_train"]
     png = metrics_chart(runs)
