@@ -27,8 +27,9 @@ from bench.io import atomic_path, write_json_atomic
 from bench.seeding import pair_seed
 
 if TYPE_CHECKING:  # at run time these load lazily (module __getattr__ below)
-    from bench.data.deepfashion import DeepFashionDataset, load_image
+    from bench.data.deepfashion import DeepFashionDataset, image_tensor, load_image
     from bench.data.loader import PairDataset
+    from bench.data.posemaps import pose_map
 
 # Pose-map kinds the engine can build for a method (see bench.data.posemaps):
 #  "heatmaps18": 18 Gaussian heatmaps (sigma 6, as GFLA/DPTN/CFLD);
@@ -180,7 +181,11 @@ class Method(abc.ABC):
 _LAZY = {
     "DeepFashionDataset": "bench.data.deepfashion",
     "load_image": "bench.data.deepfashion",
+    # An in-memory image (PIL) -> tensor exactly as load_image treats a file.
+    "image_tensor": "bench.data.deepfashion",
     "PairDataset": "bench.data.loader",
+    # (18, 2) keypoints -> the pose maps the engine builds (heatmaps18 | skeleton3 | cfld21).
+    "pose_map": "bench.data.posemaps",
 }
 
 
@@ -206,7 +211,9 @@ __all__ = [
     "PairDataset",
     "PoseMapKind",
     "atomic_path",
+    "image_tensor",
     "load_image",
     "pair_seed",
+    "pose_map",
     "write_json_atomic",
 ]

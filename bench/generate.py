@@ -87,7 +87,31 @@ class _Processes:
             self.state.wait_for_everyone()
 
 
-def _quantise(images: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
+def check_device(device: str) -> torch.device:
+    """``--device`` as a torch device; a clear error for a typo or a GPU that is not there."""
+    try:
+        requested = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"--device {device!r} is not a torch device ({err}); use e.g. cpu or cuda"
+        ) from None
+    if requested.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for, but torch sees no CUDA GPU here; use --device cpu")
+    return requested
+
+
+def load_method_for(name: str, config: dict[str, Any], checkpoint: str | None, device: str) -> Method:
+    """The installed method ``name``, built for ``device``; a bad config or checkpoint is a ConfigError."""
+    from bench.registry import load_method
+
+    try:
+        return load_method(name, config, checkpoint=checkpoint, device=device)
+    except ValueError as err:
+        # Method.from_config signals a bad config/checkpoint with ValueError (bench.api).
+        raise ConfigError(f"method {name!r} cannot be built: {err}") from None
+
+
+def quantise(images: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
     """Resize each image to ``size`` (bicubic + antialias) when needed, clamp, round to uint8 HWC."""
     out = []
     for img in images.detach().float().cpu():
@@ -102,7 +126,7 @@ def _quantise(images: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
     return out
 
 
-def _check_output(images: Any, batch_ids: list[str], name: str) -> torch.Tensor:
+def check_method_output(images: Any, batch_ids: list[str], name: str) -> torch.Tensor:
     if (
         not isinstance(images, torch.Tensor)
         or images.ndim != 4
@@ -159,26 +183,11 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
         raise ConfigError(f"--batch-size must be >= 1, got {opts.batch_size}")
     if opts.limit is not None and opts.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {opts.limit}")
-    try:
-        requested = torch.device(opts.device)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"--device {opts.device!r} is not a torch device ({err}); use e.g. cpu or cuda"
-        ) from None
-    if requested.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"--device {opts.device} asked for, but torch sees no CUDA GPU here; use --device cpu"
-        )
+    check_device(opts.device)
     procs = _Processes(opts.device)
     device = procs.device(opts.device)
     if method is None:
-        from bench.registry import load_method
-
-        try:
-            method = load_method(opts.method, opts.config, checkpoint=opts.checkpoint, device=device)
-        except ValueError as err:
-            # Method.from_config signals a bad config/checkpoint with ValueError (bench.api).
-            raise ConfigError(f"method {opts.method!r} cannot be built: {err}") from None
+        method = load_method_for(opts.method, opts.config, opts.checkpoint, device)
     dataset = DeepFashionDataset(opts.dataset, opts.split)
     # Every missing or unannotated image is reported at once, before any output folder exists.
     dataset.validate()
@@ -243,10 +252,10 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
         with torch.inference_mode():
             for batch in loader:
                 gens = pair_generators(opts.seed, batch.pair_ids, device=method.device)
-                images = _check_output(
+                images = check_method_output(
                     method.generate(batch.to(method.device), gens), batch.pair_ids, method.info.name
                 )
-                for pid, img in zip(batch.pair_ids, _quantise(images, size)):
+                for pid, img in zip(batch.pair_ids, quantise(images, size)):
                     save_png_atomic(out / f"{pid}.png", img)
                 done += len(batch)
                 bar.update(len(batch))

@@ -79,7 +79,7 @@ class _Workload:
         from methods.cfld.schedulers import fresh_copy
 
         self.model = model
-        self.pipe = CFLDPipeline(model, codec, SamplingSettings(dtype=dtype))
+        self.pipe = CFLDPipeline(model, codec, SamplingSettings(dtype=dtype), optimize_model=True)
         g = torch.Generator().manual_seed(0)
         self.img = torch.rand(1, 3, 256, 256, generator=g).to(device)
         self.pose = torch.rand(1, 21, 256, 256, generator=g).to(device)
@@ -275,6 +275,7 @@ def bench_images_per_s(
         model,
         codec,
         SamplingSettings(dtype=dtype, num_inference_steps=steps, diffusion_size=tuple(cfg.gt_img_size)),
+        optimize_model=True,
     )
     img = torch.rand(batch, 3, *cfg.swin.img_size, device=device)
     pose = torch.rand(batch, 21, *cfg.pose.img_size, device=device)

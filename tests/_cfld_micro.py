@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +54,21 @@ def one_thread() -> Iterator[None]:
     steps 10-50x slower."""
     with torch_threads(1):
         yield
+
+
+def write_micro_checkpoint(folder: Path, sampling: dict | None = None, seed: int = 0) -> Path:
+    """A folder as `pgpis train` writes it (config.json + model.safetensors + pipeline.json) with a
+    random micro pixel-space model; ``sampling`` overrides its stored sampling settings."""
+    from methods.cfld.config import CFLDConfig
+    from methods.cfld.model import CFLDModel
+    from methods.cfld.train import save_final
+    from methods.cfld.train_settings import TrainSettings
+    from methods.cfld.vae import PixelCodec
+
+    torch.manual_seed(seed)
+    model = CFLDModel(CFLDConfig.from_dict(MICRO_MODEL))
+    settings = TrainSettings.from_dict(
+        {"sampling": sampling or {"scheduler": "ddim", "num_inference_steps": 3}}
+    )
+    save_final(model, PixelCodec(2), settings, folder, {"steps": 0})
+    return folder

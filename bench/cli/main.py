@@ -23,6 +23,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("methods", "list the installed methods (entry-point group pgpis_bench.methods)"),
     ("train", "train a method with Accelerate"),
     ("generate", "generate one image per test pair with a method"),
+    ("synthesize", "your own photo in one or more target poses (OpenPose, COCO or dataset poses)"),
     ("fetch_weights", "download the metric networks' weights into the standard caches"),
     ("refstats", "compute (or import) the FID reference statistics of a dataset under a protocol"),
     ("evaluate", "score a folder of generated images under a named protocol"),

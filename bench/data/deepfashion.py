@@ -24,6 +24,7 @@ from bench.errors import DataError
 
 if TYPE_CHECKING:  # torch is imported where an image is loaded: synth/prepare/fetch never pay for it
     import torch
+    from PIL import Image
 
 NUM_KEYPOINTS = 18
 FRAME: tuple[int, int] = (256, 176)  # the annotation frame (H, W); equals bench.api.ANNOTATION_FRAME
@@ -141,21 +142,28 @@ def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
-        fields = line.split(":")
-        if len(fields) != 3:
-            raise DataError(
-                f"{path}: line {lineno}: expected 3 ':'-separated fields 'name:[y list]:[x list]', "
-                f"found {len(fields)}: {line[:120]!r}"
-            )
-        name = fields[0].strip()
-        if not name:
-            raise DataError(f"{path}: line {lineno}: the image name is empty")
+        name, kps = parse_annotation_row(line, path, lineno)
         if name in out:
             raise DataError(f"{path}: line {lineno}: image {name} is annotated twice")
-        ys = _parse_int_list(fields[1], path, lineno, "keypoints_y")
-        xs = _parse_int_list(fields[2], path, lineno, "keypoints_x")
-        out[name] = np.array([ys, xs], dtype=np.int32).T.copy()
+        out[name] = kps
     return out
+
+
+def parse_annotation_row(line: str, path: str | os.PathLike, lineno: int) -> tuple[str, np.ndarray]:
+    """One annotation row ``name:[y0, ..., y17]:[x0, ..., x17]`` -> (name, int32 (18, 2) of (y, x))."""
+    path = Path(path)
+    fields = line.split(":")
+    if len(fields) != 3:
+        raise DataError(
+            f"{path}: line {lineno}: expected 3 ':'-separated fields 'name:[y list]:[x list]', "
+            f"found {len(fields)}: {line[:120]!r}"
+        )
+    name = fields[0].strip()
+    if not name:
+        raise DataError(f"{path}: line {lineno}: the image name is empty")
+    ys = _parse_int_list(fields[1], path, lineno, "keypoints_y")
+    xs = _parse_int_list(fields[2], path, lineno, "keypoints_x")
+    return name, np.array([ys, xs], dtype=np.int32).T.copy()
 
 
 def read_list(path: str | os.PathLike) -> list[str]:
@@ -217,8 +225,6 @@ def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     always antialiases; aspect not kept), then ``ToTensor``.
     """
     from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
 
     path = Path(path)
     try:
@@ -233,6 +239,16 @@ def load_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
         raise DataError(
             f"{path}: image is corrupt or truncated ({err}); replace it with a fresh copy from the original archive"
         ) from None
+    return image_tensor(rgb, size)
+
+
+def image_tensor(image: Image.Image, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """An RGB PIL image as :func:`load_image` returns a file: resized to ``size`` (H, W) with PIL's
+    bicubic (antialiased), aspect not kept, then a float32 (3, H, W) tensor in [0, 1]."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
     if size is not None:
         rgb = TF.resize(rgb, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
     return TF.to_tensor(rgb)

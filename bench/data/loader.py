@@ -18,7 +18,8 @@ from bench.data.deepfashion import DeepFashionDataset, load_image, pair_id
 from bench.errors import DataError
 
 
-def _pose_map(kps: np.ndarray, kind: str, size: tuple[int, int]) -> torch.Tensor:
+def pose_tensor(kps: np.ndarray, kind: str, size: tuple[int, int]) -> torch.Tensor:
+    """The float32 (C, H, W) pose map of ``kind`` for (18, 2) (y, x) keypoints in the annotation frame."""
     # Imported lazily: methods that need only keypoints never pay for cv2.
     from bench.data.posemaps import pose_map
 
@@ -72,8 +73,8 @@ class PairDataset(Dataset):
             "target_image": None,
         }
         if spec.pose_kind is not None:
-            item["source_pose"] = _pose_map(src_kps, spec.pose_kind, spec.pose_size)
-            item["target_pose"] = _pose_map(tgt_kps, spec.pose_kind, spec.pose_size)
+            item["source_pose"] = pose_tensor(src_kps, spec.pose_kind, spec.pose_size)
+            item["target_pose"] = pose_tensor(tgt_kps, spec.pose_kind, spec.pose_size)
         if spec.with_target_image:
             item["target_image"] = load_image(self.dataset.image_path(tgt), spec.image_size)
         return item

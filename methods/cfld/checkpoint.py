@@ -87,32 +87,44 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_official(
-    model: torch.nn.Module,
-    folder_or_files: str | os.PathLike | tuple | list,
-    strict: bool = True,
-) -> torch.nn.Module:
-    """Load the official ``pytorch_model.bin`` + ``pytorch_model_1.bin`` into ``model`` (in place)."""
-    main_path, unet_path = _resolve_official(folder_or_files)
-    state = to_ours(_torch_load(main_path), _torch_load(unet_path))
-    load_state_dict_checked(model, state, strict, f"{main_path} + {unet_path}")
+OfficialWeights = str | os.PathLike | tuple | list
+"""The official weights: their folder, the two file paths, or the two state dicts already in memory
+(``(main, unet)`` as ``torch.load`` returns them from ``pytorch_model.bin`` / ``pytorch_model_1.bin``)."""
+
+
+def official_state(weights: OfficialWeights) -> tuple[dict[str, torch.Tensor], str]:
+    """Our state dict from the official weights (see :data:`OfficialWeights`), and where it came from."""
+    if isinstance(weights, (tuple, list)) and len(weights) == 2 and all(isinstance(w, dict) for w in weights):
+        for name, sd in zip(OFFICIAL_FILES, weights):
+            bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+            if bad:
+                raise DataError(f"in-memory {name} state dict: {bad[:3]} are not tensors")
+        return to_ours(weights[0], weights[1]), "in-memory state dicts"
+    main_path, unet_path = _resolve_official(weights)
+    return to_ours(_torch_load(main_path), _torch_load(unet_path)), f"{main_path} + {unet_path}"
+
+
+def load_official(model: torch.nn.Module, weights: OfficialWeights, strict: bool = True) -> torch.nn.Module:
+    """Load the official weights (folder, two files or two state dicts) into ``model`` (in place)."""
+    state, source = official_state(weights)
+    load_state_dict_checked(model, state, strict, source)
     return model
 
 
-def from_official(folder_or_files: str | os.PathLike | tuple | list, config: Any = None) -> torch.nn.Module:
-    """Build a CFLDModel (paper config by default) straight from the official files.
+def from_official(weights: OfficialWeights, config: Any = None) -> torch.nn.Module:
+    """Build a CFLDModel (paper config by default) straight from the official weights.
 
     The model is built on the meta device and takes the loaded tensors as its parameters, so the
-    paper model costs one copy of the weights and no random init (~40 s saved on a CPU).
+    paper model costs one copy of the weights and no random init (~40 s saved on a CPU). State
+    dicts passed in memory are taken as they are (the model shares their tensors).
     """
     from methods.cfld.config import CFLDConfig
     from methods.cfld.model import CFLDModel
 
-    main_path, unet_path = _resolve_official(folder_or_files)
-    state = to_ours(_torch_load(main_path), _torch_load(unet_path))
+    state, source = official_state(weights)
     with torch.device("meta"):
         model = CFLDModel(config if config is not None else CFLDConfig.paper())
-    load_state_dict_checked(model, state, True, f"{main_path} + {unet_path}", assign=True)
+    load_state_dict_checked(model, state, True, source, assign=True)
     return model.eval()
 
 

@@ -10,24 +10,24 @@ resizes them to the evaluation size with bicubic + antialias, like the official 
 Config keys (all optional): ``scheduler`` (ddpm | ddim | dpmsolver++), ``num_inference_steps``,
 ``guidance_type``, ``scales`` ({full, down, all, guidance}), ``dtype`` (auto | fp32 | fp16 | bf16;
 auto = fp32 on CPU, fp16 on GPU), ``model`` (CFLDConfig mapping for an official folder; default
-the paper config), ``vae`` (SD-1.5 hub id or folder, official folders only), ``winograd`` (default
+the paper config), ``vae`` (SD-1.5 hub id or folder), ``latent`` (official folders: a codec spec such
+as ``{kind: pixel, factor: 2}`` used instead of the SD-1.5 VAE, which is then not needed), ``winograd`` (default
 true: on CPU in fp32 the wide 3x3 convolutions run as Winograd F(4x4,3x3), see winograd.py; false
 keeps torch's direct convolution everywhere).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.api import ConfigError, DataError, InputSpec, Method, MethodInfo, PairBatch
+from bench.api import ConfigError, InputSpec, Method, MethodInfo, PairBatch
 from methods.cfld.cpu_support import warn_if_emulated
 
 SAMPLING_KEYS = ("scheduler", "num_inference_steps", "guidance_type", "scales", "dtype", "clip_sample")
-CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae", "winograd")
+CONFIG_KEYS = (*SAMPLING_KEYS, "model", "vae", "latent", "winograd")
 
 
 class CFLDMethod(Method):
@@ -59,6 +59,7 @@ class CFLDMethod(Method):
         checkpoint: str | None = None,
         device: str | torch.device = "cpu",
     ) -> CFLDMethod:
+        from methods.cfld.folders import load_folder
         from methods.cfld.pipeline import CFLDPipeline, SamplingSettings
 
         config = dict(config or {})
@@ -71,7 +72,7 @@ class CFLDMethod(Method):
                 "or a folder written by `pgpis train --method cfld` (its model/ subfolder)"
             )
         device = torch.device(device)
-        model, codec, sampling, fmt = _load(Path(checkpoint), config)
+        model, codec, sampling, fmt = load_folder(Path(checkpoint), config)
         sampling.update({k: config[k] for k in SAMPLING_KEYS if k in config})
         dtype = sampling.get("dtype", "auto")
         if dtype == "auto":
@@ -84,7 +85,8 @@ class CFLDMethod(Method):
         winograd = config.get("winograd", True)
         if not isinstance(winograd, bool):
             raise ConfigError(f"cfld: config key 'winograd' must be true or false, got {winograd!r}")
-        pipeline = CFLDPipeline(model, codec, settings, winograd=winograd)
+        # The method owns this model, so the pipeline may lay it out for speed in place.
+        pipeline = CFLDPipeline(model, codec, settings, optimize_model=True, winograd=winograd)
         return cls(config, pipeline, str(checkpoint), fmt)
 
     # -- the plugin contract ------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class CFLDMethod(Method):
     def generate(self, batch: PairBatch, generator: list[torch.Generator]) -> torch.Tensor:
         if batch.target_pose is None:
             raise ConfigError("cfld needs cfld21 target pose maps in the batch (InputSpec.pose_kind)")
-        return self.pipeline(batch.source_image, batch.target_pose, generator)
+        return self.pipeline(batch.source_image, batch.target_pose, generator=generator, output_type="pt")
 
     def train(self, args: Any) -> None:
         from methods.cfld.train import train
@@ -140,62 +142,6 @@ class CFLDMethod(Method):
         if self.pipeline is None:
             raise ConfigError("cfld: build the method with from_config(config, checkpoint) first")
         return self.pipeline.model
-
-
-def _load(folder: Path, config: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], str]:
-    """(model, codec, sampling defaults, format) from an official or our checkpoint folder."""
-    from methods.cfld.checkpoint import (
-        CONFIG_NAME,
-        OFFICIAL_FILES,
-        WEIGHTS_NAME,
-        load_official,
-        load_pretrained,
-    )
-    from methods.cfld.config import CFLDConfig
-    from methods.cfld.model import CFLDModel
-    from methods.cfld.train import PIPELINE_FILE
-    from methods.cfld.vae import build_codec
-
-    if not folder.is_dir():
-        raise DataError(
-            f"CFLD checkpoint folder {folder} does not exist; pass the official folder "
-            f"({' + '.join(OFFICIAL_FILES)}) or the model/ folder of a `pgpis train` run"
-        )
-    if (folder / OFFICIAL_FILES[0]).is_file() or (folder / OFFICIAL_FILES[1]).is_file():
-        cfg = CFLDConfig.from_dict(dict(config.get("model") or {"base": "paper"}))
-        # The VAE first: a missing SD-1.5 download fails before gigabytes of weights are read.
-        codec = build_codec({"kind": "sd_vae", "vae": config.get("vae")})
-        model = CFLDModel(cfg)
-        load_official(model, folder)
-        # The official TEST defaults: DDPM, 50 steps, uc_down_full 2.0/2.0, 512x512 generation.
-        sampling = {"scheduler": "ddpm", "num_inference_steps": 50, "diffusion_size": list(cfg.gt_img_size)}
-        return model, codec, sampling, "official"
-    if (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file():
-        if "model" in config:
-            raise ConfigError(
-                "cfld: config key 'model' applies to official folders only; ours carry config.json"
-            )
-        model = load_pretrained(folder)
-        meta_path = folder / PIPELINE_FILE
-        meta: dict[str, Any] = {}
-        if meta_path.is_file():
-            try:
-                meta = json.loads(meta_path.read_text())
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"{meta_path} is not valid JSON ({e}); re-save the model with `pgpis train`"
-                ) from e
-        latent = dict(meta.get("latent") or {"kind": "sd_vae"})
-        if latent.get("kind") == "sd_vae" and config.get("vae"):
-            latent["vae"] = config["vae"]
-        sampling = dict(meta.get("sampling") or {})
-        sampling.setdefault("diffusion_size", list(model.config.gt_img_size))
-        sampling.pop("dtype", None)  # chosen for the device at load time
-        return model, build_codec(latent), sampling, "pgpis"
-    raise DataError(
-        f"{folder} is not a CFLD checkpoint: expected the official {' + '.join(OFFICIAL_FILES)} or our "
-        f"{CONFIG_NAME} + {WEIGHTS_NAME} (+ {PIPELINE_FILE}); check the --checkpoint path"
-    )
 
 
 __all__ = ["CFLDMethod"]

@@ -13,7 +13,11 @@ from bench.data.posemaps import pose_map
 from methods.cfld import winograd
 from methods.cfld.checkpoint import load_official, save_official
 from methods.cfld.config import CFLDConfig
+from methods.cfld.guidance import batch_conditions
 from methods.cfld.model import CFLDModel
+from methods.cfld.pipeline import CFLDPipeline
+from methods.cfld.pretrained import build_vae
+from methods.cfld.vae import SDLatentCodec
 
 TOL = 1e-4  # the brief's bound; we observe <= ~1e-5 (float32 rounding of different kernels)
 
@@ -40,27 +44,51 @@ def test_pose_maps_equal_official(ref):
     assert torch.equal(ours, first["pose_img"])
 
 
+def _official_pipeline(ref: dict, optimize_model: bool) -> CFLDPipeline:
+    """The public API as a researcher would call it: the official state dicts in memory, the
+    official YAML (its TEST section absent, so the official defaults), the parity UNet config, and a
+    small random VAE injected as the codec, so no SD-1.5 download is needed."""
+    codec = SDLatentCodec(build_vae(CFLDConfig.tiny().vae.config), source="random tiny VAE")
+    return CFLDPipeline.from_official(
+        (ref["model_state_dict"], ref["unet_state_dict"]),
+        ref["reduced_cfg_yaml"],
+        unet_config=json.loads(ref["tiny_unet_config_json"]),
+        codec=codec,
+        optimize_model=optimize_model,
+    )
+
+
 @pytest.mark.parametrize("conv", ["direct", "winograd"])
 def test_every_stage_matches_official(ref, tmp_path, conv, monkeypatch):
-    """Every stage to float32 rounding. ``winograd``: every 3x3 convolution of the model (the
-    reduced config is too narrow for the sampling pipeline's 256-channel rule) runs the CPU fast
-    path of methods/cfld/winograd.py, which must match the official outputs as closely."""
-    cfg = CFLDConfig.from_official(ref["reduced_cfg_yaml"], json.loads(ref["tiny_unet_config_json"]))
+    """Every stage to float32 rounding, through the public CFLDPipeline API. ``winograd``: every 3x3
+    convolution of the model (the reduced config is too narrow for the sampling pipeline's
+    256-channel rule) runs the CPU fast path of methods/cfld/winograd.py, which must match the
+    official outputs as closely."""
+    if conv == "winograd":
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    pipe = _official_pipeline(ref, optimize_model=conv == "winograd")
+    model = pipe.model
+    cfg = model.config
     # Our tiny config is exactly this reduced geometry (it differs only in what trains and the VAE).
     tiny = CFLDConfig.from_yaml(REPO / "methods" / "cfld" / "configs" / "tiny.yaml")
     tiny.swin.drop_path_rate = cfg.swin.drop_path_rate  # stochastic depth: training only, 0 in tiny
     for part in ("swin", "appearance", "pose", "decoder"):
         assert getattr(tiny, part) == getattr(cfg, part), part
     assert tiny.unet.config == cfg.unet.config
-    # Write the stored dicts as the two official files and load them through our official loader.
-    torch.save(ref["model_state_dict"], tmp_path / "pytorch_model.bin")
-    torch.save(ref["unet_state_dict"], tmp_path / "pytorch_model_1.bin")
-    torch.manual_seed(123)  # a different init than the reference: every value must come from the files
-    model = load_official(CFLDModel(cfg), tmp_path, strict=True).eval()
-    if conv == "winograd":
-        monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-        assert winograd.enable(model) > 0
     inp, out = ref["inputs"], ref["outputs"]
+    # The official TEST settings the reference used, as the pipeline read them from the config.
+    s = pipe.settings
+    assert (s.scheduler, s.num_inference_steps, s.guidance_type) == (
+        "ddpm",
+        inp["num_inference_steps"],
+        inp["guidance"]["type"],
+    )
+    assert (s.scales.down, s.scales.full) == (
+        inp["guidance"]["down_block_guidance_scale"],
+        inp["guidance"]["full_guidance_scale"],
+    )
+    if conv == "winograd":
+        assert pipe.winograd_layers > 0
     err: dict[str, float] = {}
 
     def check(name: str, ours: torch.Tensor, theirs: torch.Tensor) -> None:
@@ -72,13 +100,13 @@ def test_every_stage_matches_official(ref, tmp_path, conv, monkeypatch):
             zip(model.backbone(inp["img_cond"]), out["backbone_features"], strict=True)
         ):
             check(f"backbone_features[{i}]", a, b)
-        prompt, biases = model.encode_appearance(inp["img_cond"])
+        cond = inp["img_cond"] * 0.5 + 0.5  # the pipeline takes images in [0,1], as the engine loads them
+        prompt, pose_src, _ = pipe.encode_conditions(cond, inp["pose_img_src"])
+        prompt, pose_tgt, biases = pipe.encode_conditions(cond, inp["pose_img_tgt"])
         assert list(biases) == list(out["appearance_biases"])
         for k, v in biases.items():
             check(k, v, out["appearance_biases"][k])
         check("decoder_prompt", prompt, out["decoder_prompt"])
-        pose_src = model.encode_pose(inp["pose_img_src"])
-        pose_tgt = model.encode_pose(inp["pose_img_tgt"])
         for i, (a, b) in enumerate(zip(pose_src, out["pose_features_src"], strict=True)):
             check(f"pose_features_src[{i}]", a, b)
         for i, (a, b) in enumerate(zip(pose_tgt, out["pose_features_tgt"], strict=True)):
@@ -88,18 +116,12 @@ def test_every_stage_matches_official(ref, tmp_path, conv, monkeypatch):
 
         # One batch-3 call: prompts [lv, lv, prompt], pose [0, pose, pose], biases [0, 0, hga].
         lat, t = inp["noisy_latents"], inp["timestep"]
-        eps = model.unet_forward(
-            lat.repeat(3, 1, 1, 1),
-            t,
-            torch.cat([lv, lv, prompt]),
-            [torch.cat([torch.zeros_like(f), f, f]) for f in pose_tgt],
-            {k: torch.cat([torch.zeros_like(v), torch.zeros_like(v), v]) for k, v in biases.items()},
-        )
-        uc, down, full = eps.chunk(3)
+        conditions = batch_conditions(s.guidance_type, prompt, lv, pose_tgt, biases)
+        guided, (uc, down, full) = pipe.predict(lat, t, conditions)
         check("unet_uc", uc, out["unet_uc"])
         check("unet_down", down, out["unet_down"])
         check("unet_full", full, out["unet_full"])
-        check("guided_noise_pred", uc + 2.0 * (down - uc) + 2.0 * (full - down), out["guided_noise_pred"])
+        check("guided_noise_pred", guided, out["guided_noise_pred"])
         check("unet_uc_b1", model.unet_forward(lat, t, lv), out["unet_uc_b1"])
         check("unet_full_b1", model.unet_forward(lat, t, prompt, pose_tgt, biases), out["unet_full_b1"])
         check("unet_plain_b1", model.unet_forward(lat, t, prompt), out["unet_plain_b1"])
@@ -110,7 +132,19 @@ def test_every_stage_matches_official(ref, tmp_path, conv, monkeypatch):
         assert "_winograd_filters" in model.pose_encoder.resnets[0].conv1.__dict__
     worst = max(err, key=err.get)
     assert err[worst] <= TOL, f"{worst}: {err[worst]:.3g} (all: {err})"
-    # The loader really replaced the seed-123 init: a round trip reproduces the reference files.
+    # The state dicts went where they belong: a round trip reproduces the reference files.
     save_official(model, tmp_path / "again")
     again = torch.load(tmp_path / "again" / "pytorch_model.bin", weights_only=True)
     assert all(torch.equal(again[k], v) for k, v in ref["model_state_dict"].items())
+
+
+def test_official_files_load_as_the_state_dicts(ref, tmp_path):
+    """The two official files on disk and the same dicts in memory build the same model."""
+    torch.save(ref["model_state_dict"], tmp_path / "pytorch_model.bin")
+    torch.save(ref["unet_state_dict"], tmp_path / "pytorch_model_1.bin")
+    torch.manual_seed(123)  # a different init than the reference: every value must come from the files
+    cfg = CFLDConfig.from_official(ref["reduced_cfg_yaml"], json.loads(ref["tiny_unet_config_json"]))
+    from_files = load_official(CFLDModel(cfg), tmp_path, strict=True)
+    from_memory = _official_pipeline(ref, optimize_model=False).model
+    mem = from_memory.state_dict()
+    assert all(torch.equal(v, mem[k]) for k, v in from_files.state_dict().items())

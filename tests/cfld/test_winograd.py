@@ -125,14 +125,14 @@ def test_pipeline_samples_the_same_images_with_winograd() -> None:
     g = torch.Generator().manual_seed(0)
     img, pose = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 21, 64, 64, generator=g)
 
-    fast = CFLDPipeline(model, PixelCodec(2), settings)
+    fast = CFLDPipeline(model, PixelCodec(2), settings, optimize_model=True)
     assert fast.winograd_layers > 0
     assert fast.conv3x3_algorithm() == {"algorithm": "winograd_f4x4_3x3", "layers": fast.winograd_layers}
     a = fast(img, pose, [torch.Generator().manual_seed(1)])
     assert "_winograd_filters" in model.pose_encoder.resnets[0].conv1.__dict__  # the fast path ran
 
     winograd.disable(model)
-    direct = CFLDPipeline(model, PixelCodec(2), settings, winograd=False)
+    direct = CFLDPipeline(model, PixelCodec(2), settings, optimize_model=True, winograd=False)
     assert direct.conv3x3_algorithm() == {"algorithm": "direct", "layers": 0}
     b = direct(img, pose, [torch.Generator().manual_seed(1)])
     assert (a - b).abs().max() < 1e-4
@@ -146,7 +146,10 @@ def test_not_enough_memory_for_the_filters_warns_and_stays_direct(monkeypatch: p
     assert need == 4 * sum(m.weight.numel() * 4 for m in model.modules() if winograd.eligible(m))
     monkeypatch.setattr(pipeline_module, "available_memory_bytes", lambda: need)  # needs <= half
     with pytest.warns(UserWarning, match=r"Winograd convolutions' filters need .* winograd: false"):
-        pipe = CFLDPipeline(model, PixelCodec(2), SamplingSettings(diffusion_size=(32, 32)))
+        pipe = CFLDPipeline(
+            model, PixelCodec(2), SamplingSettings(diffusion_size=(32, 32)), optimize_model=True
+        )
     assert pipe.winograd_layers == 0 and pipe.conv3x3_algorithm()["algorithm"] == "direct"
     monkeypatch.setattr(pipeline_module, "available_memory_bytes", lambda: 2 * need)
-    assert CFLDPipeline(model, PixelCodec(2), SamplingSettings(diffusion_size=(32, 32))).winograd_layers > 0
+    again = CFLDPipeline(model, PixelCodec(2), SamplingSettings(diffusion_size=(32, 32)), optimize_model=True)
+    assert again.winograd_layers > 0
