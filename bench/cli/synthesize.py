@@ -98,7 +98,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="points with a lower confidence are missing (default: 0.1)",
     )
     p.add_argument(
-        "--pose-frame", type=image_size, metavar="HxW", help="size of the image target poses were found on"
+        "--pose-frame",
+        type=image_size,
+        metavar="HxW",
+        help="size of the image the target poses were found on, for files that do not record it (OpenPose)",
     )
     p.add_argument("--preview", action="store_true", help="also write source | target pose | result strips")
     p.add_argument("--sheet", type=Path, help="also write one contact sheet of all poses and results")

@@ -142,12 +142,14 @@ def load_pose(
     threshold: float = DEFAULT_THRESHOLD,
     frame: tuple[int, int] | None = None,
     image_hint: str | None = None,
+    photo_frame: tuple[int, int] | None = None,
 ) -> tuple[Pose, Framing | None]:
     """The pose ``ref`` in the annotation frame, and the :class:`Framing` used (None: already there).
 
-    ``frame`` (H, W) is the size of the image the pose was found on, where the file does not say
+    ``frame`` (H, W) is the size of the image the pose was found on, for files that do not record it
     (OpenPose, COCO results); without it the image beside an OpenPose file (``<stem>_keypoints.json``
-    -> ``<stem>.jpg``) gives it. A COCO annotation file's own image size must agree with ``frame``.
+    -> ``<stem>.jpg``) gives it. ``photo_frame`` is the size of the photo the pose belongs to: it
+    applies to every file, and a COCO file's own image size must agree with it.
     """
     path, select = _split_ref(ref)
     if not path.exists():
@@ -171,12 +173,14 @@ def load_pose(
     if pf.layout == "deepfashion":
         return Pose(to_yx(pts).astype(np.int32), pf.image or label, origin), None
     size = pf.frame
-    if frame is not None:
-        if size is not None and tuple(size) != tuple(frame):
+    if photo_frame is not None:
+        if size is not None and tuple(size) != tuple(photo_frame):
             raise DataError(
                 f"{path}: the file gives its image as {size[1]}x{size[0]} (WxH) but the photo is "
-                f"{frame[1]}x{frame[0]}; use the pose of this photo"
+                f"{photo_frame[1]}x{photo_frame[0]}; use the pose of this photo"
             )
+        size = photo_frame
+    if size is None and frame is not None:
         size = frame
     if size is None:
         beside = _image_beside(path)
@@ -240,7 +244,7 @@ def load_source(
         origin = f"no pose given for {path.name} (all keypoints missing); {framing.describe()}"
         return Source(framing.image(photo), Pose(missing, path.name, origin), path)
     found, framing = load_pose(
-        pose, dataset=dataset, person=person, threshold=threshold, frame=size, image_hint=path.name
+        pose, dataset=dataset, person=person, threshold=threshold, image_hint=path.name, photo_frame=size
     )
     if (
         framing is None

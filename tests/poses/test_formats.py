@@ -160,7 +160,7 @@ def test_coco_annotations_neck_is_the_shoulders_midpoint(tmp_path: Path) -> None
     # neck = midpoint of the shoulders (70, 60) and (70, 116): (70, 88), equal to PERSON's neck
     assert np.array_equal(pose.keypoints, want) and "person 1 of 2" in pose.origin  # the larger one
     assert (framing.size, framing.left) == ((512, 352), 0)
-    by_id, _ = load_pose(f"{path}#8")
+    by_id, _ = load_pose(f"{path}#8", frame=(100, 100))  # a default frame: the file's own size wins
     assert np.array_equal(by_id.keypoints, EXPECTED)  # v = 1 (labelled, hidden) counts as present
     assert by_id.name == "person_keypoints-8.json"
     with pytest.raises(DataError, match="keypoints of 2 images.*#<file_name or image id>"):
