@@ -8,6 +8,7 @@ A pose reference is one of
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,17 @@ def _image_beside(pose_path: Path) -> Path | None:
     return None
 
 
+def _open_rgb(path: Path, what: str) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, naming it
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot read {what} ({err})") from None
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
@@ -122,13 +134,19 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise DataError(f"{path}: cannot read the image ({err})") from None
 
 
+@functools.lru_cache(maxsize=4)
+def _annotations(path: Path, mtime_ns: int) -> dict[str, np.ndarray]:
+    # Read once per file and version: a pose sequence names many images of the same CSV.
+    return df.read_annotations(path)
+
+
 def _dataset_row(name: str, dataset: Path | None) -> np.ndarray | None:
     if dataset is None:
         return None
     for split in df.SPLITS[::-1]:  # test first: that is where a pose to borrow usually comes from
         path = df.annotation_file(dataset, split)
         if path.is_file():
-            rows = df.read_annotations(path)
+            rows = _annotations(path, path.stat().st_mtime_ns)
             if name in rows:
                 return rows[name]
     return None
@@ -211,8 +229,6 @@ def load_source(
     (``<stem>_keypoints.json``); without either the pose is all missing and the photo is
     cropped (or padded) about its centre.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(ref)
     if not path.is_file():
         row = _dataset_row(ref, Path(dataset) if dataset is not None else None)
@@ -221,19 +237,20 @@ def load_source(
             raise DataError(f"{ref}: source photo not found{where}")
         if pose is not None:
             raise DataError(f"{ref} is a dataset image: its pose is its annotation row; drop --source-pose")
-        for split in df.SPLITS[::-1]:
-            image_path = df.image_dir(dataset, split) / ref
-            if image_path.is_file():
-                break
-        with Image.open(image_path) as img:
-            image = img.convert("RGB")
-        return Source(image, Pose(row.astype(np.int32), ref, f"annotation of {ref} in {dataset}"), image_path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            photo = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: cannot read the source photo ({err})") from None
+        found = [
+            df.image_dir(dataset, s) / ref
+            for s in df.SPLITS[::-1]
+            if (df.image_dir(dataset, s) / ref).is_file()
+        ]
+        if not found:
+            raise DataError(
+                f"{ref}: annotated in {dataset} but its image is in neither {df.image_dir(dataset, 'test')} nor "
+                f"{df.image_dir(dataset, 'train')}"
+            )
+        image_path = found[0]
+        pose_of_image = Pose(row.astype(np.int32), ref, f"annotation of {ref} in {dataset}")
+        return Source(_open_rgb(image_path, "the source image"), pose_of_image, image_path)
+    photo = _open_rgb(path, "the source photo")
     size = (photo.size[1], photo.size[0])
     if pose is None:
         beside = path.with_name(f"{path.stem}_keypoints.json")

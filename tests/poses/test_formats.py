@@ -244,3 +244,26 @@ def test_unreadable_json_is_named(tmp_path: Path) -> None:
     path.write_text("{nope")
     with pytest.raises(DataError, match="broken.json: not valid JSON"):
         load_pose(str(path), frame=(256, 176))
+
+
+def test_unreadable_photo_and_missing_dataset_image_are_named(tmp_path: Path) -> None:
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(DataError, match="me.jpg: cannot read the source photo"):
+        load_source(str(photo))
+    root = tmp_path / "ds"
+    root.mkdir()
+    name = "fashionWOMENDressesid0000001101_1front.jpg"
+    (root / "fasion-resize-annotation-test.csv").write_text(
+        f"name:keypoints_y:keypoints_x\n{name}:{[5] * 18}:{[6] * 18}\n"
+    )
+    with pytest.raises(DataError, match="annotated in .* but its image is in neither .*test_highres"):
+        load_source(name, dataset=root)
+    (root / "test_highres").mkdir()
+    Image.new("RGB", (176, 256), (100, 150, 200)).save(root / "test_highres" / name)
+    src = load_source(name, dataset=root)
+    assert (
+        src.pose.name == name
+        and (src.pose.keypoints == [5, 6]).all()
+        and np.abs(np.subtract(src.image.getpixel((0, 0)), (100, 150, 200))).max() <= 2  # JPEG
+    )
