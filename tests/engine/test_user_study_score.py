@@ -18,11 +18,12 @@ from bench.report.user_study_answers import read_csv_sheet
 from bench.report.user_study_score import score_study, wilson
 
 
-@pytest.fixture
-def study(tiny_root: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "study"
-    assert make(tiny_root, fake_runs(tiny_root, tmp_path / "generated"), out) == 0
-    return out
+@pytest.fixture(scope="module")
+def study(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One study for the module (read-only; its runs are in the sibling folder generated/)."""
+    tmp = tmp_path_factory.mktemp("study")
+    assert make(tiny_root, fake_runs(tiny_root, tmp / "generated"), tmp / "study") == 0
+    return tmp / "study"
 
 
 def _letter(spec: dict, label: str) -> str:
@@ -67,7 +68,7 @@ def test_wilson_interval_matches_scipy() -> None:
 
 def test_another_studys_answers_are_refused(study: Path, tmp_path: Path, tiny_root: Path) -> None:
     other = tmp_path / "other"
-    assert make(tiny_root, tmp_path / "generated", other, "--seed", "3") == 0
+    assert make(tiny_root, study.parent / "generated", other, "--seed", "3") == 0
     theirs = answers_file(other, tmp_path / "theirs.json", "P1")
     with pytest.raises(DataError, match=r"theirs\.json: answers of another study"):
         score_study(load_key(study), [theirs])

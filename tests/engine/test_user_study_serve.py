@@ -22,11 +22,12 @@ from bench.report.user_study_server import StudyServer
 from bench.report.user_study_site import read_site_data
 
 
-@pytest.fixture
-def study(tiny_root: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "study"
-    assert make(tiny_root, fake_runs(tiny_root, tmp_path / "generated"), out) == 0
-    return out
+@pytest.fixture(scope="module")
+def study(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One study for the module (read-only; its runs are in the sibling folder generated/)."""
+    tmp = tmp_path_factory.mktemp("study")
+    assert make(tiny_root, fake_runs(tiny_root, tmp / "generated"), tmp / "study") == 0
+    return tmp / "study"
 
 
 @pytest.fixture
@@ -134,10 +135,31 @@ def test_many_participants_at_once(served, study: Path) -> None:
 def test_a_database_belongs_to_one_study(served, study: Path, tiny_root: Path, tmp_path: Path) -> None:
     base, db = served
     other = tmp_path / "other"
-    assert make(tiny_root, tmp_path / "generated", other, "--seed", "2") == 0
+    assert make(tiny_root, study.parent / "generated", other, "--seed", "2") == 0
     with pytest.raises(ConfigError, match="holds the answers of another study"):
         StudyServer(other / "site", db, port=0)
     from bench.errors import DataError
 
     with pytest.raises(DataError, match="answers of another study"):
         score_study(load_key(other), db=db)
+
+
+def test_the_serve_command_binds_localhost_and_stops_cleanly(study: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "cli.sqlite"
+    cmd = [sys.executable, "-m", "bench.cli.main", "user-study", "serve", "--study", str(study), "--db", str(db),
+           "--port", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "serving study" in line and "http://localhost:" in line, line + proc.stderr.read()
+        base = line.split(" at ")[1].split()[0]
+        assert _post(base, study, "P1", "q01", "B")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "every answer given is in the database" in out, err
+    assert score_study(load_key(study), db=db)["participants"][0]["answered"] == 1
