@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import sys
 import threading
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -156,6 +157,11 @@ class StudyServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self.slots.release()
+
+    def handle_error(self, request, client_address):  # noqa: ANN001
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # a browser that left (a reload cancels its image requests) or went silent: normal
+        super().handle_error(request, client_address)
 
     def server_close(self) -> None:
         super().server_close()

@@ -276,21 +276,22 @@
     });
   }
 
-  // Show the picture from one animation frame to the first frame at least the exposure later (minus
-  // half a frame), and return the measured time between the two frames: what the screen showed.
+  // Show the picture in one animation frame and hide it in the first frame at least the exposure later
+  // (minus half a frame, so the error is at most half a frame either way); return the time between
+  // the two changes as the clock measured them when they were made: what the screen showed.
   function expose(img, cross, ms) {
     return new Promise(function (resolve) {
-      requestAnimationFrame(function (shownAt) {
+      requestAnimationFrame(function (frameAt) {
         cross.style.visibility = "hidden";
         img.style.visibility = "visible";
-        var last = shownAt;
+        var shownAt = performance.now(), last = frameAt;
         function tick(t) {
-          var half = Math.min(8, (t - last) / 2);
+          var half = Math.min(8, (t - last) / 2), now = performance.now();
           last = t;
-          if (t - shownAt >= ms - half) {
+          if (now - shownAt >= ms - half) {
             img.style.visibility = "hidden";
             img.removeAttribute("src"); // gone from the page, not only invisible
-            resolve(t - shownAt);
+            resolve(now - shownAt);
           } else requestAnimationFrame(tick);
         }
         requestAnimationFrame(tick);
