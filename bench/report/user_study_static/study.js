@@ -183,8 +183,8 @@
 
   function blockIntro(item, resumed) {
     var go = el("button", { id: "continue", type: "button", text: "Start (space)" });
-    var title = (resumed ? "Welcome back: " : "") + "real photo or generated?" +
-      (item.blocks > 1 ? " Block " + item.block + " of " + item.blocks : "");
+    var title = (resumed ? "Welcome back. " : "") + (counts().best ? "Part 2: real photo or generated?" :
+      "Real photo or generated?") + (item.blocks > 1 ? " Block " + item.block + " of " + item.blocks : "");
     show([el("section", { class: "panel", id: "block-intro" }, [
       el("h2", { text: title }),
       el("p", { html: "Each picture appears alone for " + seconds(DATA.exposure_ms) + " after a cross (+), then " +
