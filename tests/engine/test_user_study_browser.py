@@ -25,7 +25,7 @@ import pytest
 from _runs import fake_runs
 from _study import make
 
-from bench.report.user_study import load_key
+from bench.report.user_study import key_sha256, load_key
 from bench.report.user_study_score import score_study
 from bench.report.user_study_server import StudyServer
 from bench.report.user_study_site import read_site_data
@@ -165,9 +165,18 @@ class Participant:
             self.seen.add(name)
             self.driver.save_screenshot(str(ARTIFACTS / f"{self.shots}-{len(self.seen):02d}-{name}.png"))
 
-    def open(self, url: str) -> None:
+    def open(self, url: str, typed: str = "") -> None:
         self.driver.get(url)
         _wait(self.driver, "document.getElementById('start')")
+        if typed:  # no id in the URL: the participant types it; an invalid one is refused first
+            field = self.driver.find_element("id", "participant")
+            field.send_keys("no spaces allowed")
+            self.driver.find_element("id", "start").click()
+            assert (
+                "Please enter your participant ID" in self.driver.find_element("id", "participant-error").text
+            )
+            field.clear()
+            field.send_keys(typed)
         self.shot("welcome")
         self.driver.find_element("id", "start").click()
         _wait(
@@ -365,8 +374,11 @@ def test_the_default_exposure_is_one_second(chrome: Any, tiny_root: Path, tmp_pa
         == 0
     )
     p = Participant(chrome, load_key(tmp_path / "s"), "default")
-    p.open((tmp_path / "s" / "site" / "index.html").as_uri() + "?participant=D1")
+    p.open((tmp_path / "s" / "site" / "index.html").as_uri(), typed="D1")
     p.answer(stop_after=1)
+    assert [
+        a["item"] for a in p.stored(load_key(tmp_path / "s")["study_id"], key_sha256(p.key), "D1")["answers"]
+    ] == list(p.given)
     _wait(chrome, "window.__shown.length && window.__shown[0].off !== undefined")
     shown = p.exposures()[0]
     assert 1000 + TOLERANCE_MS[0] <= shown["off"] - shown["on"] <= 1000 + TOLERANCE_MS[1], shown
