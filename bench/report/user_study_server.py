@@ -34,8 +34,12 @@ MAX_CLIENTS = 32
 MAX_BODY = 16 * 1024
 SOCKET_TIMEOUT = 30
 PARTICIPANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8", ".png": "image/png", ".json": "application/json"}  # fmt: skip
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}  # fmt: skip (never .json: a key)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,6 +129,10 @@ class StudyServer(ThreadingHTTPServer):
         self.site = Path(site).resolve()
         if (self.site / "site").is_dir() and not (self.site / "index.html").is_file():
             self.site = self.site / "site"  # the <out> folder of `make` was given
+        if (self.site / "key.json").exists():
+            raise ConfigError(
+                f"{self.site / 'key.json'}: the key must not be in the served folder; move it out"
+            )
         data = read_site_data(self.site)
         self.study = data["study"]
         self.items = {it["id"]: it for it in data["items"]}

@@ -144,7 +144,8 @@ def make_study(
     if key_file and key_dest.resolve().is_relative_to(out.resolve()):
         if key_dest.resolve() != (out / "key.json").resolve():
             raise ConfigError(
-                f"--key {key_dest}: keep the key out of the site folder; the default is {out}/key.json"
+                f"--key {key_dest}: inside --out {out}, which make replaces whole (and whose site/ goes to "
+                f"participants); put the key outside {out}, or leave the default {out}/key.json"
             )
     for path in (out, key_dest):
         if path.exists() and not overwrite and (path.is_file() or any(path.iterdir())):

@@ -126,7 +126,7 @@ def test_the_key_can_be_written_elsewhere_never_into_the_site(
     assert load_key(key)["study_id"] == "lab-2026"
     assert read_site_data(tmp_path / "s" / "site")["study"]["key_sha256"] == key_sha256(load_key(key))
     assert make(tiny_root, runs, tmp_path / "t", "--key", str(tmp_path / "t" / "site" / "key.json")) == 2
-    assert "keep the key out of the site folder" in capsys.readouterr().err
+    assert "which make replaces whole (and whose site/ goes to participants)" in capsys.readouterr().err
     assert make(tiny_root, runs, tmp_path / "u", "--key", str(key)) == 2  # an existing key is never replaced
     assert "exists" in capsys.readouterr().err and load_key(key)["study_id"] == "lab-2026"
 

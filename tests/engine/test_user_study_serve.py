@@ -66,7 +66,7 @@ def test_the_site_is_served_and_nothing_else(served, study: Path) -> None:
     assert status == 200 and page == (study / "site" / "index.html").read_bytes()
     assert _call(base + "images/q01_A.png")[1] == (study / "site" / "images" / "q01_A.png").read_bytes()
     assert _call(base + "api/study")[1]["key_sha256"] == read_site_data(study / "site")["study"]["key_sha256"]
-    for path in ("../key.json", "%2e%2e/key.json", "images/", "nope.html"):
+    for path in ("../key.json", "%2e%2e/key.json", "images/", "nope.html", "study-data.js/../../key.json"):
         assert _call(base + path)[0] == 404, path
 
 
@@ -130,6 +130,15 @@ def test_many_participants_at_once(served, study: Path) -> None:
         and run["user_r2g"] == {"value": 0.0, "count": 0, "n": 16, "ci95": run["user_r2g"]["ci95"]}
         for run in scores["runs"].values()
     )
+
+
+def test_a_site_holding_its_key_is_not_served(study: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(study / "site", tmp_path / "site")
+    shutil.copy(study / "key.json", tmp_path / "site" / "key.json")
+    with pytest.raises(ConfigError, match="the key must not be in the served folder"):
+        StudyServer(tmp_path / "site", tmp_path / "db.sqlite", port=0)
 
 
 def test_a_database_belongs_to_one_study(served, study: Path, tiny_root: Path, tmp_path: Path) -> None:
