@@ -19,6 +19,8 @@ protocol are unverified: ../shared/reference/protocols.md), so this is our decla
 - every image is re-encoded as PNG at one size (a real JPEG and a generated PNG must not differ by
   file type or size); a block never shows the same picture as real and as generated (content
   compared, see ``user_study_plan``);
+- each participant sees part 1's questions, part 2's blocks and each block's pictures in an order of
+  their own, drawn from their id (so no order effect is shared by all; a reload keeps it);
 - answers cannot be changed once given; the response time is measured from the moment an answer
   becomes possible (part 1: the question's images shown; part 2: the image hidden);
 - exclusions declared before the study runs: participants failing more than

@@ -278,6 +278,15 @@ def _check_exposures(participant: Participant, file_answers: list[dict[str, Any]
         assert abs(recorded[item] - ms) <= 20, (item, recorded[item], ms)  # the page measures what it shows
 
 
+def _check_order(key: dict[str, Any], answered: list[str]) -> None:
+    """Every item once; part 1 first, then the blocks, each whole (the orders within are the participant's)."""
+    assert sorted(answered) == sorted(key["items"])
+    parts = [key["items"][i]["part"] != "real_fake" for i in answered]
+    assert parts == sorted(parts, reverse=True)
+    blocks = [key["items"][i]["block"] for i in answered if key["items"][i]["part"] == "real_fake"]
+    assert len([b for k, b in enumerate(blocks) if k == 0 or blocks[k - 1] != b]) == len(set(blocks))
+
+
 def _download(driver: Any, downloads: Path, name: str) -> dict[str, Any]:
     target = downloads / name
     target.unlink(missing_ok=True)
@@ -314,7 +323,7 @@ def test_a_participant_takes_the_study_from_file(chrome: Any, study: Path, downl
     record = _download(chrome, downloads, f"answers-{data_study['id']}-P1.json")
     assert record["study"] == data_study and record["participant"] == "P1"
     assert {a["item"]: a["answer"] for a in record["answers"]} == p.given
-    assert [a["item"] for a in record["answers"]] == list(key["items"])  # in order, each once
+    _check_order(key, [a["item"] for a in record["answers"]])
     assert all(a["response_ms"] >= 0 for a in record["answers"])
     _check_exposures(p, record["answers"], EXPOSURE_MS)
     answers = downloads / f"answers-{data_study['id']}-P1.json"
@@ -353,7 +362,13 @@ def test_participants_take_the_served_study(chrome: Any, study: Path, served, do
         p.answer()
         people[name] = p.given
     with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT participant, item, answer, response_ms, shown_ms FROM answers").fetchall()
+        rows = con.execute(
+            "SELECT participant, item, answer, response_ms, shown_ms FROM answers ORDER BY rowid"
+        ).fetchall()
+    orders = {n: [r[1] for r in rows if r[0] == n] for n in people}
+    for seen in orders.values():
+        _check_order(key, seen)
+    assert orders["P2"] != orders["P3"]  # each participant has an order of their own
     assert {(r[0], r[1]): r[2] for r in rows} == {(n, i): v for n, g in people.items() for i, v in g.items()}
     assert all(r[3] is not None and (r[4] is not None) == r[1].startswith("b") for r in rows)
     p.shot("done-served")

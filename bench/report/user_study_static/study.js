@@ -13,6 +13,7 @@
   var server = false; // true when `pgpis user-study serve` answers api/study for this study
   var keyHandler = null;
   var busy = false;
+  var order = null; // this participant's order of the items (see participantOrder)
 
   // ------------------------------------------------------------------ helpers
   function el(tag, attrs, children) {
@@ -68,6 +69,38 @@
     if (keyHandler(e.key)) e.preventDefault();
   });
 
+  // Each participant sees part 1's questions, part 2's blocks and each block's pictures in an order of
+  // their own (so no order effect is shared by everyone), drawn from their id: a reload, another
+  // device or the server gives the same order. Parts stay in order and a block stays together.
+  function seeded(text) {
+    var h = 2166136261;
+    for (var i = 0; i < text.length; i++) { h ^= text.charCodeAt(i); h = Math.imul(h, 16777619); }
+    return function () { // mulberry32
+      h = (h + 0x6D2B79F5) | 0;
+      var t = Math.imul(h ^ (h >>> 15), 1 | h);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  function shuffled(list, random) {
+    var a = list.slice();
+    for (var i = a.length - 1; i > 0; i--) { var j = Math.floor(random() * (i + 1)); var t = a[i]; a[i] = a[j]; a[j] = t; }
+    return a;
+  }
+  function participantOrder(participant) {
+    var random = seeded(DATA.study.key_sha256 + ":" + participant);
+    var best = DATA.items.filter(function (it) { return it.kind === "best"; });
+    var blocks = {};
+    DATA.items.forEach(function (it) { if (it.kind === "real_fake") (blocks[it.block] = blocks[it.block] || []).push(it); });
+    var out = shuffled(best, random);
+    shuffled(Object.keys(blocks), random).forEach(function (b, k, all) {
+      shuffled(blocks[b], random).forEach(function (it) {
+        out.push({ id: it.id, kind: it.kind, image: it.image, block: k + 1, blocks: all.length });
+      });
+    });
+    return out;
+  }
+
   // ------------------------------------------------------------------ server (when served)
   function api(path, body) {
     var init = { cache: "no-store", headers: { "Content-Type": "application/json" } };
@@ -107,8 +140,8 @@
           shown_ms: a.shown_ms, answered_at: a.answered_at, saved: true });
         else { mine.answer = a.answer; mine.saved = true; }
       });
-      var order = DATA.items.map(function (it) { return it.id; });
-      state.answers.sort(function (a, b) { return order.indexOf(a.item) - order.indexOf(b.item); });
+      var ids = order.map(function (it) { return it.id; });
+      state.answers.sort(function (a, b) { return ids.indexOf(a.item) - ids.indexOf(b.item); });
       persist();
       var unsaved = state.answers.filter(function (a) { return !a.saved; });
       return unsaved.reduce(function (p, a) { return p.then(function () { return send(a); }); }, Promise.resolve());
@@ -164,6 +197,7 @@
   function begin(participant) {
     state = restore(participant) || { participant: participant, started_at: new Date().toISOString(),
       finished_at: null, answers: [] };
+    order = participantOrder(participant);
     var ready = server ? syncWithServer() : Promise.resolve();
     return ready.then(function () { next(true); });
   }
@@ -172,10 +206,10 @@
     busy = false;
     progress();
     var item = null, index = 0;
-    for (var i = 0; i < DATA.items.length; i++) if (!answered(DATA.items[i].id)) { item = DATA.items[i]; index = i; break; }
+    for (var i = 0; i < order.length; i++) if (!answered(order[i].id)) { item = order[i]; index = i; break; }
     if (!item) return done();
     if (item.kind === "best") return askBest(item);
-    var previous = DATA.items[index - 1];
+    var previous = order[index - 1];
     var firstOfBlock = !previous || previous.kind !== "real_fake" || previous.block !== item.block;
     if (firstOfBlock || resumed) return blockIntro(item, resumed && !firstOfBlock);
     askRealFake(item);
