@@ -110,7 +110,7 @@ def plan_study(
                 "options": {LETTERS[k]: REAL if k == right else next(wrong) for k in range(n)},
                 "correct": LETTERS[right],
             }
-            questions.insert(rng.randrange(1, len(questions) + 1), check)  # never first: a warm-up
+            questions.insert(rng.randrange(len(questions) + 1), check)  # (the page reorders per participant)
         for i, spec in enumerate(questions, start=1):
             items[f"q{i:02d}"] = spec
     stats = {"real_photos_rejected_as_copies": 0}
