@@ -164,11 +164,11 @@
     var parts = [el("h1", { text: "Person image study" }),
       el("p", { text: "Thank you for taking part. There are " + DATA.items.length + " questions" +
         (n.best && n.rf ? " in two parts" : "") + "; it takes about " + minutes + " minute" + (minutes > 1 ? "s" : "") + "." })];
-    if (n.best) parts.push(el("h2", { text: (n.rf ? "Part 1: " : "") + "which picture is best?" }),
+    if (n.best) parts.push(el("h2", { text: n.rf ? "Part 1: which picture is best?" : "Which picture is best?" }),
       el("p", { html: "You see a photo of a person (<em>source</em>) and a <em>target pose</em> drawn as a stick " +
         "figure. Pick the picture that best shows <b>the same person</b> (face, hair, clothes) <b>in the target pose</b> " +
         "and looks most like a real photo. Click it, or press its letter key." }));
-    if (n.rf) parts.push(el("h2", { text: (n.best ? "Part 2: " : "") + "real photo or generated?" }),
+    if (n.rf) parts.push(el("h2", { text: n.best ? "Part 2: real photo or generated?" : "Real photo or generated?" }),
       el("p", { html: "Each picture is shown alone for " + seconds(DATA.exposure_ms) + ", then hidden. Then answer: " +
         "was it a <b>real photo</b> or <b>generated</b> by a computer? Click, or press <kbd>R</kbd> (real) or " +
         "<kbd>G</kbd> (generated). About half of the pictures are real." }));
@@ -187,6 +187,7 @@
     }
     start.addEventListener("click", go);
     input.addEventListener("keydown", function (e) { if (e.key === "Enter") go(); });
+    input.addEventListener("input", function () { error.textContent = ""; });
     parts.push(el("label", { for: "participant", text: "Your participant ID" }), input, error,
       el("div", { class: "actions" }, [start]));
     show([el("section", { class: "panel", id: "welcome" }, parts)]);
