@@ -124,9 +124,11 @@
         if (r.status === 409 && r.body.existing) record.answer = r.body.existing.answer; // first answer stands
         record.saved = true; notice(""); persist(); return;
       }
-      throw new Error((r.body && r.body.error) || ("server answered " + r.status));
+      var error = new Error((r.body && r.body.error) || ("server answered " + r.status));
+      error.refused = r.status >= 400 && r.status < 500; // the server will never take it: do not retry
+      throw error;
     }).catch(function (err) {
-      if (/not in this study|invalid|participant/.test(String(err.message))) { notice("Server refused the answer: " + err.message); throw err; }
+      if (err.refused) { notice("The study server refused the answer: " + err.message); throw err; }
       notice("Could not save your answer to the study server (" + err.message + "); retrying...");
       return sleep(2000).then(function () { return send(record); });
     });
