@@ -397,3 +397,46 @@ def test_the_default_exposure_is_one_second(chrome: Any, tiny_root: Path, tmp_pa
     _wait(chrome, "window.__shown.length && window.__shown[0].off !== undefined")
     shown = p.exposures()[0]
     assert 1000 + TOLERANCE_MS[0] <= shown["off"] - shown["on"] <= 1000 + TOLERANCE_MS[1], shown
+
+
+def test_an_answer_given_while_the_server_is_down_is_stored_when_it_returns(
+    chrome: Any, study: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    db = tmp_path / "answers.sqlite"
+
+    def start(port: int) -> tuple[StudyServer, threading.Thread]:
+        server = StudyServer(study / "site", db, port=port)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return server, thread
+
+    def stop(server: StudyServer, thread: threading.Thread) -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    server, thread = start(0)
+    port = server.server_address[1]
+    key = load_key(study)
+    p = Participant(chrome, key, "outage")
+    p.open(f"http://127.0.0.1:{port}/?participant=P4")
+    p.answer(stop_after=1)
+    stop(server, thread)
+    _wait(chrome, "!document.querySelector('button.option').disabled")
+    item = _screen(chrome)[1]
+    value = _choice(key["items"][item], 1)
+    chrome.find_element(By.CSS_SELECTOR, f"button[data-option='{value}']").click()
+    _wait(chrome, "!document.getElementById('notice').hidden")  # says so, keeps the answer, retries
+    p.shot("server-down")
+    assert _screen(chrome)[1] == item
+    server, thread = start(port)
+    try:
+        _wait(chrome, f"document.querySelector('main section').dataset.item !== '{item}'")
+        with sqlite3.connect(db) as con:
+            stored = dict(con.execute("SELECT item, answer FROM answers WHERE participant = 'P4'").fetchall())
+        assert stored == {**p.given, item: value}
+        assert chrome.find_element(By.ID, "notice").get_attribute("hidden") is not None
+    finally:
+        stop(server, thread)
