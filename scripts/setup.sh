@@ -19,3 +19,16 @@ import torch, torchvision
 assert torch.__version__.split("+")[0] == "2.14.1", f"unexpected torch {torch.__version__}"
 print(f"setup: ok (torch {torch.__version__}, torchvision {torchvision.__version__})")
 PY
+# Headless Chromium and its driver for the user-study browser tests (tests/engine/test_user_study_browser.py).
+# Installed only where it can be: as root with apt (CI, fresh machines); elsewhere those tests skip and
+# say how to install them.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }) \
+      && echo "setup: installed chromium and chromium-driver (browser tests)" \
+      || echo "setup: could not install chromium chromium-driver with apt-get; the browser tests need them" >&2
+  else
+    echo "setup: chromium/chromedriver not found; the browser tests will skip (as root: apt-get install chromium chromium-driver)"
+  fi
+fi

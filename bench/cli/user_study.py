@@ -1,4 +1,5 @@
-"""`pgpis user-study make|score`: blinded user-study sheets, and Jab / G2R / R2G from the answers."""
+"""`pgpis user-study make|serve|score`: a blinded study participants take in the browser, collected
+from downloaded answers files or a served SQLite database, scored as Jab / G2R / R2G per run."""
 
 from __future__ import annotations
 
@@ -8,33 +9,48 @@ from pathlib import Path
 from bench.cli._args import add_mlflow_arguments
 
 MAKE_TEXT = """\
-make   writes a study folder: index.html + images/ + answers.csv for the participants, and key.json
-       (which image is which; keep it from them). Part 1 (--questions): a source person and a target
-       pose, every run's image under a shuffled letter; "which is best?" gives Jab. Part 2
-       (--real-fake N): one block per run, N of its generated images and N real photos shuffled;
-       "real or generated?" gives G2R and R2G. Every image is re-encoded as PNG at one size so a real
-       JPEG cannot be told by its file. Seeded: the same inputs give the same study."""
+make   writes <out>/site/ (index.html, study.js, study.css, study-data.js, images/): the study that
+       participants take in any browser, from file:// or any static host, and <out>/key.json (which
+       image is which; keep it from them; --key puts it elsewhere). Part 1 (--questions): a source
+       person, a target pose and every run's image under a shuffled letter; "which is best?" gives
+       Jab. Part 2 (--real-fake N): one block per run, N of its generated images and N real photos
+       of other pairs, each shown alone for --exposure-ms then hidden; "real or generated?" gives
+       G2R and R2G. No real photo of part 2 is (by content) a picture some run "generated". Every
+       image is re-encoded as PNG at one size. Seeded: the same inputs give the same study."""
+
+SERVE_TEXT = """\
+serve  serves <out>/site/ over HTTP and stores every answer in a SQLite file the moment it is given
+       (participant, item, answer, response time, display time, both clocks); a reload resumes,
+       an item cannot be answered twice, many participants at once. Binds 127.0.0.1 unless --host."""
 
 SCORE_TEXT = """\
-score  reads key.json and the participants' filled answers.csv files and writes Jab, G2R, R2G per run
-       with counts and Wilson 95% intervals (JSON, and Markdown with --md). Every answer counts;
-       blank items are counted as blank; a sheet with an unknown item or an invalid answer is refused
-       with its file and line."""
+score  reads key.json and the answers (files downloaded at the end of the study, CSV sheets
+       item,answer[,response_ms][,participant], and/or --db) and writes Jab, G2R, R2G per run with
+       counts and Wilson 95% intervals (JSON, and Markdown with --md). Answers of another study are
+       refused; a repeated participant or sheet is counted once and named; the exclusions declared
+       at `make` (--max-attention-failures, --min-response-ms) are applied and counted."""
 
 DESCRIPTION = (
-    "The field's user study (PATN, PISE, CASD, CFLD) as declared, repeatable sheets.\n\n"
-    + MAKE_TEXT
-    + "\n"
-    + SCORE_TEXT
+    "The field's user study (PATN, PISE, CASD, CFLD) as a declared, repeatable browser study.\n\n"
+    + "\n".join((MAKE_TEXT, SERVE_TEXT, SCORE_TEXT))
 )
 
 EPILOG = """\
 examples:
   pgpis user-study make --dataset datasets/synthetic --generated reports/generated --out reports/user_study
-  # send index.html, images/ and answers.csv to each participant; collect their answers.csv files
-  pgpis user-study score --study reports/user_study --answers answers/*.csv \\
+  # either hand out reports/user_study/site/ (zip it, or put it on any web host) and collect the
+  # answers-*.json files participants download at the end, or collect into a database:
+  pgpis user-study serve --study reports/user_study/site --db answers.sqlite --port 8000
+  pgpis user-study score --study reports/user_study/key.json --db answers.sqlite --answers answers/*.json \\
       --out reports/user_study_scores.json --md reports/user_study_scores.md
 """
+
+
+def _positive_or_zero(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "user-study",
-        help="make blinded user-study sheets; score the answers (Jab, G2R, R2G)",
+        help="make a browser user study; serve it; score the answers (Jab, G2R, R2G)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -50,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     make = actions.add_parser(
         "make",
-        help="write the study folder (sheets for participants + key.json)",
+        help="write the study site (for participants) and its key (kept apart)",
         description=MAKE_TEXT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,36 +74,72 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     make.add_argument(
         "--out", required=True, type=Path, help="study folder to create, e.g. reports/user_study"
     )
+    make.add_argument("--key", type=Path, help="write the key here instead of <out>/key.json")
     make.add_argument(
-        "--questions",
-        type=int,
-        default=20,
+        "--questions", type=_positive_or_zero, default=20,
         help="part 1 questions, 0 to leave part 1 out (default: %(default)s)",
-    )
+    )  # fmt: skip
     make.add_argument(
-        "--real-fake",
-        type=int,
-        default=20,
+        "--real-fake", type=_positive_or_zero, default=20,
         help="part 2: generated images per run, and as many real photos, per block; 0 to leave it out "
         "(default: %(default)s)",
+    )  # fmt: skip
+    make.add_argument(
+        "--exposure-ms", type=int, default=1000,
+        help="part 2: how long each picture is shown before it is hidden (default: %(default)s)",
+    )  # fmt: skip
+    make.add_argument(
+        "--attention-checks", type=_positive_or_zero, default=0,
+        help="part 1 questions whose options are the real photo and obviously wrong pictures "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    make.add_argument(
+        "--max-attention-failures", type=_positive_or_zero, default=0,
+        help="scoring excludes a participant failing more checks than this (default: %(default)s)",
+    )  # fmt: skip
+    make.add_argument(
+        "--min-response-ms", type=_positive_or_zero, default=0,
+        help="scoring removes answers faster than this; 0: none (default: %(default)s)",
+    )  # fmt: skip
+    make.add_argument(
+        "--study-id", default="", help="a name for the study (default: study-<hash of its key>)"
     )
     make.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     make.set_defaults(func=run_make)
+
+    serve = actions.add_parser(
+        "serve",
+        help="serve the study and store every answer in SQLite",
+        description=SERVE_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--study", required=True, type=Path, help="the site folder (<out>/site) of `make`")
+    serve.add_argument(
+        "--db", required=True, type=Path, help="SQLite file for the answers (created if absent)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for the network)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    serve.set_defaults(func=run_serve)
+
     score = actions.add_parser(
         "score",
-        help="Jab, G2R and R2G per run from filled answer sheets",
+        help="Jab, G2R and R2G per run from the answers",
         description=SCORE_TEXT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("--study", required=True, type=Path, help="the study folder (or its key.json)")
     score.add_argument(
-        "--answers",
-        nargs="+",
-        required=True,
-        type=Path,
-        metavar="CSV",
-        help="filled answers.csv files, one per participant",
+        "--study", required=True, type=Path, help="the study's key.json (or the folder holding it)"
     )
+    score.add_argument(
+        "--answers", nargs="+", default=[], type=Path, metavar="FILE",
+        help="answers files (answers-*.json downloaded by participants) and/or CSV sheets",
+    )  # fmt: skip
+    score.add_argument("--db", type=Path, help="the SQLite file of `pgpis user-study serve`")
     score.add_argument("--out", required=True, type=Path, help="JSON file for the scores")
     score.add_argument("--md", type=Path, help="also write the scores as a Markdown table here")
     add_mlflow_arguments(score, "the scores (one MLflow run per study run)")
@@ -98,29 +150,70 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run_make(args: argparse.Namespace) -> int:
     from bench.data.deepfashion import DeepFashionDataset
     from bench.report.generated import complete_pairs, expand_generated
-    from bench.report.user_study import StudySettings, make_study
+    from bench.report.user_study import StudySettings
+    from bench.report.user_study_site import make_study
 
     dataset = DeepFashionDataset(args.dataset, args.split)
     runs = expand_generated(args.generated, args.labels)
     usable, left_out = complete_pairs(dataset, runs, args.allow_missing)
-    settings = StudySettings(args.questions, args.real_fake, args.seed, tuple(args.size))
+    settings = StudySettings(
+        questions=args.questions,
+        real_fake=args.real_fake,
+        seed=args.seed,
+        size=tuple(args.size),
+        exposure_ms=args.exposure_ms,
+        attention_checks=args.attention_checks,
+        max_attention_failures=args.max_attention_failures,
+        min_response_ms=args.min_response_ms,
+        study_id=args.study_id,
+    )
     key = make_study(
-        dataset, runs, usable, args.out, settings, left_out, args.overwrite, not args.no_progress
+        dataset, runs, usable, args.out, settings, left_out, args.overwrite, not args.no_progress, args.key
     )
-    parts = {p: sum(v["part"] == p for v in key["items"].values()) for p in ("best", "real_fake")}
+    parts = {
+        p: sum(v["part"] == p for v in key["items"].values()) for p in ("best", "attention", "real_fake")
+    }
+    copies = key["fairness"]["real_photos_rejected_as_copies"]
     print(
-        f"{args.out}: {parts['best']} part-1 question(s), {parts['real_fake']} part-2 image(s) in {len(runs)} "
-        f"block(s); give participants index.html, images/ and answers.csv, keep key.json"
+        f"{args.out}/site: study {key['study_id']}: {parts['best']} part-1 question(s) + {parts['attention']} "
+        f"attention check(s), {parts['real_fake']} part-2 image(s) in {len(runs) if parts['real_fake'] else 0} "
+        f"block(s), {args.exposure_ms} ms each"
+        + (f"; {copies} real photo(s) left out because a run reproduces them" if copies else "")
     )
+    print(
+        f"give participants {args.out}/site/ (open index.html, or host it, or `pgpis user-study serve`); "
+        f"keep {args.key or args.out / 'key.json'} to score"
+    )
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from bench.report.user_study_server import StudyServer
+
+    server = StudyServer(args.study, args.db, args.host, args.port)
+    host, port = server.server_address[:2]
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    print(
+        f"serving study {server.study['id']} at http://{shown}:{port}/ "
+        f"(participants: http://{shown}:{port}/?participant=ID); answers go to {args.db}; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped; every answer given is in the database")
+    finally:
+        server.server_close()
     return 0
 
 
 def run_score(args: argparse.Namespace) -> int:
     from bench.io import write_json_atomic, write_text_atomic
-    from bench.report.user_study import load_key, score_study, scores_markdown
+    from bench.report.user_study import load_key
+    from bench.report.user_study_score import score_study, scores_markdown
 
     key = load_key(args.study)
-    scores = score_study(key, args.answers)
+    scores = score_study(key, args.answers, args.db)
     markdown = scores_markdown(scores)
     write_json_atomic(args.out, scores)
     if args.md:
@@ -138,11 +231,13 @@ def _log_to_mlflow(args: argparse.Namespace, scores: dict) -> None:
         return
     import mlflow
 
+    counted = sum(1 for p in scores["participants"] if not p["excluded"])
     for label, run in scores["runs"].items():
         params = {
-            "study": str(args.study),
+            "study": scores["study"]["id"],
+            "study_key_sha256": scores["study"]["key_sha256"],
             "settings": scores["settings"],
-            "sheets": len(scores["participants"]),
+            "participants": counted,
         }
         with mlflow_run(uri, args.experiment, f"user-study/{label}", params):
             log_metrics({k: v["value"] for k, v in run.items() if v["value"] is not None})
