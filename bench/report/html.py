@@ -19,7 +19,7 @@ STYLE = (
     ".scroll{overflow-x:auto;max-width:100%}"
     "table{border-collapse:collapse;font-size:13px;margin:4px 0 8px}"
     "th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
-    "th{background:#f3f3f3;font-weight:600;max-width:110px;overflow-wrap:anywhere}"
+    "th{background:#f3f3f3;font-weight:600}"
     "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
     "img{max-width:100%;height:auto}.small{font-size:12px;color:#555}"
     ".banner{border:2px solid #c0392b;background:#fdecea;padding:8px 12px;margin:12px 0;border-radius:4px}"
@@ -56,9 +56,7 @@ def table_html(table: Table, with_ci: bool = False, note_prefix: str = "") -> st
         f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>',
     ]
     if lay.notes:
-        items = "".join(
-            f'<li id="note{note_prefix}{n}">{html.escape(text)}</li>' for text, n in lay.notes.items()
-        )
+        items = "".join(f'<li id="note{note_prefix}{n}">{_code(text)}</li>' for text, n in lay.notes.items())
         parts.append(f'<ol class="small">{items}</ol>')
     if lay.settings:
         rows = "".join(

@@ -22,8 +22,9 @@ def resolve_stages(root: Path) -> dict[str, dict]:
     from dvc.repo import Repo
 
     cwd = os.getcwd()
+    os.chdir(root)  # stage names are addressed relative to the working directory
     try:
-        with Repo(str(root), uninitialized=True) as repo:
+        with Repo(".", uninitialized=True) as repo:
             return {
                 stage.addressing: {
                     "cmd": stage.cmd,
