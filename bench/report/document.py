@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from bench.errors import ConfigError
 from bench.report.published import Comparison, comparisons
 from bench.report.results import RunMetrics, by_protocol
 from bench.report.tables import Table, build_table, format_value
@@ -45,6 +46,11 @@ def _first_sentence(text: str) -> str:
 
 def build_document(runs: list[RunMetrics], sort_by: str | None = None) -> Document:
     groups = by_protocol(runs)
+    if sort_by is not None and not any(_has(group, sort_by) for group in groups.values()):
+        names = sorted({m for r in runs for m in (*r.metrics, *r.unavailable)})
+        raise ConfigError(
+            f"--sort-by {sort_by!r} is not a metric of these files; choose one of {', '.join(names)}"
+        )
     tables = {
         p: build_table(group, sort_by=sort_by if sort_by and _has(group, sort_by) else None)
         for p, group in groups.items()

@@ -93,7 +93,8 @@ def paper_html(doc: Document, protocol: str) -> str:
         f"<tr><td>{html.escape(c.run)}</td><td>{html.escape(c.paper_method)}</td><td>{_header(c.metric)}</td>"
         f"<td class='num'>{value_text(c.metric, c.published)}</td>"
         f"<td class='num'>{value_text(c.metric, c.reproduced)}</td>"
-        f"<td class='small'>{html.escape(c.source)}</td><td>{html.escape(c.status)}</td></tr>"
+        f"<td class='small'>{html.escape(c.source)}</td><td>{html.escape(c.status)}"
+        f"{'<br><b>' + html.escape(c.note) + '</b>' if c.note else ''}</td></tr>"
         for c in rows
     )
     return (

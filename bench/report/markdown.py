@@ -32,7 +32,7 @@ def paper_lines(doc: Document, protocol: str) -> list[str]:
     for c in rows:
         lines.append(
             f"| {_cell(c.run)} | {_cell(c.paper_method)} | {c.metric} | {value_text(c.metric, c.published)} | "
-            f"{value_text(c.metric, c.reproduced)} | {_cell(c.source)} | {c.status} |"
+            f"{value_text(c.metric, c.reproduced)} | {_cell(c.source)} | {c.status}{'; ' + c.note if c.note else ''} |"
         )
     return [*lines, ""]
 

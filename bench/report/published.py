@@ -33,6 +33,13 @@ class Comparison:
     reproduced: float | None  # None: not computed (the reason is in the main table)
     source: str
     status: str
+    note: str = ""  # why the two numbers are not comparable, when we know
+
+
+def synthetic(run: RunMetrics) -> bool:
+    """Scored on the embedded synthetic set (its DATASET.json is recorded in the generation settings)."""
+    dataset = provenance(run).get("dataset")
+    return isinstance(dataset, dict) and bool(dataset.get("dataset_json_sha256"))
 
 
 @cache
@@ -74,6 +81,11 @@ def comparisons(runs: list[RunMetrics], metrics: list[str]) -> list[Comparison]:
         )
         if entry is None:
             continue
+        note = (
+            "not comparable: this run is on the synthetic set, the paper on DeepFashion"
+            if synthetic(run)
+            else ""
+        )
         for column in COLUMNS:
             metric = metric_for(column, run, metrics)
             if metric is None or column not in entry["values"]:
@@ -88,6 +100,7 @@ def comparisons(runs: list[RunMetrics], metrics: list[str]) -> list[Comparison]:
                     run.metrics.get(metric),
                     entry["source"],
                     entry["status"],
+                    note,
                 )
             )
     return out

@@ -261,6 +261,11 @@ def _protocol_runs(tmp_path: Path) -> Path:
                                **{f"fid_{'ptincv3' if protocol == 'pgpis-v1' else 'incv3tv'}_train": None})  # fmt: skip
             data = json.loads(src.read_text())
             data["method"] = {"name": "cfld" if run == "cfld-tiny" else run}
+            if protocol == "cfld-256":  # as evaluate records it: generated on the synthetic set
+                data["provenance"] = {
+                    "method": data["method"]["name"],
+                    "dataset": {"dataset_json_sha256": "ab" * 32},
+                }
             data["unavailable"] = {
                 k: "weight file x.pth is not at /y. Run `pgpis fetch-weights pt_inception` when online" for k in data["unavailable"]
             }  # fmt: skip
@@ -291,6 +296,8 @@ def test_one_table_per_protocol_sensitivity_banner_and_paper_column(tmp_path: Pa
     assert "| copy-source | psnr | 11.000 | 11.900 | 0.900 |" in md
     # Paper-reported beside reproduced for CFLD, flagged unverified, with its source.
     assert "| cfld-tiny | CFLD (256x176) | ssim_w51 | 0.7378 | 0.6100 |" in md and "| unverified |" in md
+    cfld_256 = md.split("## Protocol `cfld-256`")[1].split("## Protocol sensitivity")[0]
+    assert "unverified; not comparable: this run is on the synthetic set" in cfld_256
     # Settings as a table, not a JSON blob.
     assert "| Setting | Value |" in md and "| eval_size |" not in md.split("## Protocol sensitivity")[1]
     # dvc metrics: numbers only, one file per protocol and run; dvc plots: one CSV per metric.
