@@ -18,20 +18,30 @@ input:
   the file stem (reports/<run>.json); --labels overrides.
 
 output:
-  A Markdown table: one row per run, one column per metric with ↑ (higher is better) or ↓
-  (lower is better), rows sorted best first by --sort-by (default: the first metric column,
-  in the order FID, KID, LPIPS, SSIM, PSNR, others), the protocol named in the caption, the
-  number of images counted, and "n/a" with a footnote giving the reason for a metric a run
-  could not compute. --csv writes the same rows with CI bounds and reasons as columns.
-  Files are written atomically (temporary file + rename).
+  Markdown: a banner naming every metric that could not be computed and the command that computes
+  it; one table per protocol (one row per run, one column per metric with ↑ higher is better or ↓
+  lower is better, rows sorted best first by mean rank over the metrics every run has, shown in a
+  column, or by --sort-by; the number of images counted; "not computed" with a footnote giving the
+  reason; the protocol's settings as a table; paper-reported numbers beside reproduced ones for
+  methods with published values), then the protocol-sensitivity table (the same run under each
+  protocol, side by side). --csv writes the rows with CI bounds and reasons as columns (cells never
+  start a spreadsheet formula); --html one self-contained page with the figures; --scores the
+  numbers alone (dvc metrics); --plots the chart data (dvc plots). Files are written atomically.
 
-  Files evaluated under different protocols are refused: their numbers are not comparable.
-  --allow-mixed puts them in one table anyway, with a protocol column and a warning caption.
+  A folder of metrics files may hold one subfolder per protocol (reports/metrics/<protocol>/<run>.json).
+  --allow-mixed puts several protocols in one Markdown table instead, with a protocol column and a
+  warning caption (their numbers are not comparable).
+
+  With --mlflow (or MLFLOW_TRACKING_URI): one experiment per dataset and protocol, a parent run per
+  report and a child per method run, found again by a deterministic key on the next report
+  (README.md, "MLflow").
 
 examples:
   pgpis report --metrics reports/copy-source/metrics.json reports/pose-warp/metrics.json \\
       --out reports/metrics.md --csv reports/metrics.csv
   pgpis report --metrics a.json b.json --labels baseline ours --sort-by lpips_alex --out t.md
+  pgpis report --metrics reports/metrics --out reports/metrics.md --html reports/index.html \
+      --figures reports/figures --mlflow sqlite:///mlflow.db --user-study-scores scores.json
 """
 
 

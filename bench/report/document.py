@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from bench.errors import ConfigError
 from bench.report.published import Comparison, comparisons
 from bench.report.results import RunMetrics, by_protocol
-from bench.report.tables import Table, build_table, format_value
+from bench.report.tables import NOT_COMPUTED, Table, build_table, format_value
 
 _FETCH = re.compile(r"pgpis fetch-weights ([A-Za-z0-9_ -]+?)`")
 
@@ -40,8 +40,9 @@ class Document:
 
 
 def _first_sentence(text: str) -> str:
-    head = re.split(r"(?<=[.;])\s", text, maxsplit=1)[0]
-    return head if len(head) <= 200 else head[:197] + "..."
+    """The reason's first sentence without its parentheses (the footnotes keep the whole text)."""
+    head = re.sub(r" \([^()]*\)", "", re.split(r"(?<=[.;])\s", text, maxsplit=1)[0])
+    return head if len(head) <= 240 else head[:239].rsplit(" ", 1)[0] + " …"
 
 
 def build_document(runs: list[RunMetrics], sort_by: str | None = None) -> Document:
@@ -127,7 +128,7 @@ def plot_data(doc: Document) -> dict[str, dict[str, str]]:
 
 
 def value_text(metric: str, value: float | None) -> str:
-    return "n/a" if value is None else format_value(metric, value)
+    return NOT_COMPUTED if value is None else format_value(metric, value)
 
 
 def scores_json(values: dict[str, float]) -> str:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bench.report.document import Document, value_text
-from bench.report.tables import Table, layout
+from bench.report.tables import NOT_COMPUTED, Table, layout
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1240px;margin:auto;padding:0 12px;color:#222}"
@@ -25,7 +25,7 @@ STYLE = (
     ".banner{border:2px solid #c0392b;background:#fdecea;padding:8px 12px;margin:12px 0;border-radius:4px}"
     ".banner code{background:#fff;padding:1px 4px}"
     "details{margin:4px 0 12px}summary{cursor:pointer;font-size:13px}"
-    "td.settings{max-width:900px}"
+    "td.settings{max-width:900px}td.missing{color:#c0392b;font-style:italic}"
 )
 
 
@@ -49,6 +49,8 @@ def table_html(table: Table, with_ci: bool = False, note_prefix: str = "") -> st
         for col, (text, numbers) in enumerate(row):
             refs = "".join(f'<sup><a href="#note{note_prefix}{n}">{n}</a></sup>' for n in numbers)
             css = ' class="num"' if col >= first_numeric else ""
+            if text == NOT_COMPUTED:
+                css = ' class="num missing"'  # red: a gap the banner names, not a value
             cells.append(f"<td{css}>{html.escape(text)}{refs}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     parts = [

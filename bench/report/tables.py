@@ -4,7 +4,8 @@ Each metric column carries ↑ (higher is better) or ↓ (lower is better); rows
 first by their mean rank over the metrics every run has (shown in a column; one metric wins no
 table alone), or by one metric on request; the caption names the protocol, because numbers from different protocols
 are not comparable (a table mixing them is refused unless explicitly allowed, and then every row
-names its protocol). A metric a run could not compute shows "n/a" with a footnote giving why.
+names its protocol). A metric a run could not compute says "not computed" with a footnote giving why
+(never "n/a", which reads as "not applicable").
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ HIGHER_IS_BETTER = ("ssim", "msssim", "psnr", "is", "pckh", "ds")
 # Column order: the field's usual order, then anything else alphabetically.
 FAMILY_ORDER = ("fid", "kid", "lpips", "ssim", "msssim", "psnr", "is", "pckh", "ds")
 DECIMALS = {"fid": 3, "kid": 4, "psnr": 3, "is": 3}
+NOT_COMPUTED = "not computed"  # the cell of a metric a run could not compute (its footnote says why)
 
 
 def _family(name: str) -> str:
@@ -184,7 +186,7 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
                 row.append((text, []))
             else:
                 reason = run.unavailable.get(m, "not computed by this run")
-                row.append(("n/a", [note(f"{m}: {reason}")]))
+                row.append((NOT_COMPUTED, [note(f"{m}: {reason}")]))
         rows.append(row)
 
     proto = ", ".join(f"`{p}`" for p in table.protocols)

@@ -71,9 +71,11 @@ def test_markdown_table(two_runs: list[Path]) -> None:
     )
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Run")]
     # Sorted by mean rank over the metrics both runs have: pose-warp wins all three.
-    assert rows[0].startswith("| pose-warp | pose-warp | 24 | 1.00 | n/a[^1] | 0.2100 | 0.7300 | 17.500 |")
+    assert rows[0].startswith(
+        "| pose-warp | pose-warp | 24 | 1.00 | not computed[^1] | 0.2100 | 0.7300 | 17.500 |"
+    )
     assert rows[1].startswith(
-        "| copy-source | copy-source | 24 | 2.00 | n/a[^1] | 0.5200 | 0.4100 | 11.000 |"
+        "| copy-source | copy-source | 24 | 2.00 | not computed[^1] | 0.5200 | 0.4100 | 11.000 |"
     )
     assert "`pgpis-v1`" in md and "sorted best first by mean rank (1 = best) over the 3 metric(s)" in md
     assert "lpips_alex, ssim_w51, psnr" in md
