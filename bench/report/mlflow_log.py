@@ -62,11 +62,21 @@ def _params(run: RunMetrics, prov: dict[str, Any]) -> dict[str, str]:
         "num_images": run.num_images,
         "num_expected": run.num_expected,
         "dropped": run.dropped,
-        "provenance": {k: v for k, v in prov.items()},
+        "provenance": {k: _one_level(v) for k, v in prov.items()},
         "protocol_settings": {k: v for k, v in run.protocol_settings.items() if k != "notes"},
         "unavailable": ", ".join(sorted(run.unavailable)) or "none",
     }
     return {k: v for k, v in flatten_params(params).items() if v not in ("None", "")}
+
+
+def _one_level(value: Any) -> Any:
+    """A mapping of plain values stays a mapping (one param each); anything nested deeper (a method's
+    whole settings) is one JSON param, so a model config does not become hundreds of params."""
+    if isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values()):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
 
 
 def _find(client: Any, experiment_id: str, key: str) -> Any | None:

@@ -38,7 +38,9 @@ class Comparison:
 
 def synthetic(run: RunMetrics) -> bool:
     """Scored on the embedded synthetic set (its DATASET.json is recorded in the generation settings)."""
-    dataset = provenance(run).get("dataset")
+    prov = provenance(run)
+    # `pgpis evaluate` records the hashes as dataset_files_sha256; older files as the manifest's dataset.
+    dataset = prov.get("dataset_files_sha256") or prov.get("dataset")
     return isinstance(dataset, dict) and bool(dataset.get("dataset_json_sha256"))
 
 
@@ -52,8 +54,8 @@ def run_key(run: RunMetrics) -> str | None:
     if method != "released":
         return method or None
     config = provenance(run).get("config") or ""
-    if isinstance(config, dict):  # a preset given inline: its name, when it has one
-        config = config.get("name") or ""
+    if isinstance(config, dict):  # the method's settings: the released preset's file, or its name
+        config = config.get("config") or config.get("name") or ""
     return f"released:{Path(str(config)).stem.lower()}" if config else None
 
 

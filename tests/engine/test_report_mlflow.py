@@ -83,6 +83,51 @@ def project(tmp_path: Path) -> dict[str, Path]:
     return {"root": tmp_path, "metrics": metrics, "per_image": per_image, "figures": figures, "study": study}
 
 
+def test_provenance_recorded_by_evaluate_is_logged_as_readable_params(
+    project: dict[str, Path], capsys
+) -> None:
+    """Metrics files that carry `provenance` (pgpis evaluate copies it from the manifest) are read as
+    they are; a method's nested settings become one JSON param, not one param per model field."""
+    from mlflow.tracking import MlflowClient
+
+    for path in project["metrics"].rglob("*.json"):
+        data = json.loads(path.read_text())
+        data.update(schema_version=2, device="cpu", dtype="float32")
+        data["provenance"] = {
+            "method": data["method"]["name"],
+            "config": {
+                "sampling": {"scheduler": "ddpm", "num_inference_steps": 50},
+                "model": {"unet": {"ch": 64}},
+            },
+            "checkpoint_sha256": "12" * 32,
+            "seed": 1,
+            "sampler": "ddpm",
+            "steps": 50,
+            "guidance": {"uc": 2.0, "down": 2.0},
+            "dataset_files_sha256": {"annotations_sha256": "34" * 32, "pairs_sha256": "56" * 32},
+            "num_pairs": 24,
+        }
+        path.write_text(json.dumps(data))
+    uri = f"sqlite:///{project['root'] / 'mlflow.db'}"
+    _report(project, uri)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("pgpis-bench/synthetic/pgpis-v1")  # name from the images manifest
+    child = next(r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "cfld-tiny")
+    p = child.data.params
+    assert (
+        p["provenance.source"] == "metrics"
+        and p["provenance.sampler"] == "ddpm"
+        and p["provenance.steps"] == "50"
+    )
+    assert json.loads(p["provenance.config"])["model"] == {"unet": {"ch": 64}}
+    assert (
+        p["provenance.guidance.down"] == "2.0"
+        and p["provenance.dataset_files_sha256.pairs_sha256"] == "56" * 32
+    )
+    assert p["provenance.device"] == "cpu" and p["provenance.schema_version"] == "2"
+    assert not [k for k in p if k.startswith("provenance.config.")]
+
+
 def _report(project: dict[str, Path], uri: str, *extra: str) -> None:
     root = project["root"]
     argv = ["report", "--metrics", str(project["metrics"]), "--out", str(root / "metrics.md"), "--html",
