@@ -233,9 +233,10 @@ def gallery(
         )
     for row, (rank, pid, value) in enumerate(chosen):
         top = HEADER + row * row_h
-        label = _fit(
-            f"{rank}: {metric}{arrow(direction(metric))} = {value:.4f}   {pid}", draw, font, cols * (w + PAD)
-        )
+        better = (
+            f" ({direction(metric) or 'unknown'} is better)" if row == 0 else ""
+        )  # the font has no arrows
+        label = _fit(f"{rank}: {metric} = {value:.4f}{better}   {pid}", draw, font, cols * (w + PAD))
         draw.text((PAD, top + 3), label, fill="black", font=font)
         for col, cell in enumerate(pair_cells(dataset, pairs[pid], [run], size)):
             canvas.paste(Image.fromarray(cell), (PAD + col * (w + PAD), top + HEADER))
