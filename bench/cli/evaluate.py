@@ -71,6 +71,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="FID reference statistics (repeatable, one per extractor)",
     )
+    p.add_argument(
+        "--refstats-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of <extractor>-<settings hash>.npz files shared by protocols with equal reference "
+        "settings (the pipeline's reports/refstats, made by its refstats stage); takes this protocol's ones",
+    )
     p.add_argument("--out", type=Path, required=True, help="metrics.json to write")
     p.add_argument(
         "--per-image", type=Path, default=None, metavar="CSV", help="per-image metrics CSV to write"
@@ -151,13 +159,27 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--lpips-nets {args.lpips_nets!r}: choose among alex, vgg")
     protocol = protocol.with_options(drop_remainder=args.emulate_drop_remainder, lpips_nets=nets)
     dataset = DeepFashionDataset(args.dataset, args.split)
+    refstats_files = list(args.refstats)
+    if args.refstats_dir is not None:
+        from bench.errors import DataError
+        from bench.refkeys import refstats_files as shared_files
+
+        found = shared_files(protocol, args.refstats_dir)
+        missing = [str(f) for f in found if not f.is_file()]
+        if missing:
+            raise DataError(
+                f"{', '.join(missing)}: reference statistics of protocol {protocol.name} not found in "
+                f"--refstats-dir; make them with `pgpis refstats --protocol {protocol.name} --out "
+                f"{missing[0]}` (the pipeline: `dvc repro refstats`)"
+            )
+        refstats_files += found
     opts = EvalOptions(
         batch_size=args.batch_size,
         workers=args.workers,
         allow_missing=args.allow_missing,
         strict=args.strict,
         allow_unverified_weights=args.allow_unverified_weights,
-        refstats_files=list(args.refstats),
+        refstats_files=refstats_files,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         bootstrap=args.bootstrap,

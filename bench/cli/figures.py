@@ -11,8 +11,10 @@ DESCRIPTION = """\
 Draw the report's figures into --out:
   comparison.png   one row per test pair: source | target pose | ground truth | each run
   comparison.json  which pairs and runs the grid shows, in order (so the figure can be traced)
-  metrics.png      (with --metrics) each metric every run has, bars with bootstrap 95% intervals;
-                   a metric some run lacks is named under the chart with the reason
+  metrics_<protocol>.png  (with --metrics) per protocol, each metric every run has, bars with
+                   bootstrap 95% intervals; a metric some run lacks is named under the chart with the reason
+  gallery_<run>.png (with --per-image) each run's best and worst pairs by --gallery-metric as scored
+                   under --gallery-protocol: source | target pose | ground truth | the run's image
 Runs are folders written by `pgpis generate` (or a parent of such folders, e.g. reports/generated);
 the column title is the folder name unless --labels. Pairs are drawn with --seed among the test pairs
 that every run has an image for; a run with missing images is refused unless --allow-missing.
@@ -82,7 +84,33 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="JSON",
-        help="metrics files of `pgpis evaluate`, or folders of them: also draw metrics.png",
+        help="metrics files of `pgpis evaluate`, or folders of them: also draw metrics_<protocol>.png",
+    )
+    p.add_argument(
+        "--per-image",
+        type=Path,
+        metavar="DIR",
+        help="per-image CSVs of `pgpis evaluate`, DIR/<protocol>/<run>.csv or DIR/<run>.csv: also draw "
+        "gallery_<run>.png",
+    )
+    p.add_argument(
+        "--gallery-protocol",
+        default=None,
+        metavar="NAME",
+        help="with --per-image: the protocol subfolder whose scores rank the pairs (default: none, DIR/<run>.csv)",
+    )
+    p.add_argument(
+        "--gallery-metric",
+        default="ssim_g15_dr",
+        metavar="METRIC",
+        help="per-image metric ranking the gallery's pairs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gallery-pairs",
+        type=int,
+        default=3,
+        metavar="K",
+        help="best and worst pairs shown per run (default: 3)",
     )
     p.set_defaults(func=run)
     return p
@@ -90,17 +118,35 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bench.data.deepfashion import DeepFashionDataset
+    from bench.errors import ConfigError
     from bench.io import save_png_atomic, write_bytes_atomic, write_json_atomic
-    from bench.report.figures import comparison_grid, metrics_chart
-    from bench.report.generated import choose_pairs, complete_pairs, expand_generated
-    from bench.report.results import load_runs
+    from bench.report.figures import best_and_worst, comparison_grid, gallery, metrics_chart, read_scores
+    from bench.report.generated import choose_pairs, complete_pairs, distinct_pairs, expand_generated
+    from bench.report.results import by_protocol, load_runs
 
     dataset = DeepFashionDataset(args.dataset, args.split)
     runs = expand_generated(args.generated, args.labels)
     usable, left_out = complete_pairs(dataset, runs, args.allow_missing)
     pairs = choose_pairs(usable, args.num_pairs, args.seed, args.pairs)
-    # The chart is drawn (and its inputs checked) before anything is written.
-    chart = metrics_chart(load_runs(args.metrics)) if args.metrics else None
+    # The charts and galleries are drawn (and their inputs checked) before anything is written.
+    charts: dict[str, bytes] = {}
+    if args.metrics:
+        for protocol, group in by_protocol(load_runs(args.metrics)).items():
+            charts[f"metrics_{protocol}.png"] = metrics_chart(group)
+    galleries = {}
+    if args.per_image is not None:
+        if args.gallery_pairs < 1:
+            raise ConfigError("--gallery-pairs must be >= 1")
+        by_id = {p.pid: p for p in distinct_pairs(dataset)}
+        folder = args.per_image / args.gallery_protocol if args.gallery_protocol else args.per_image
+        for run in runs:
+            scores = [
+                s for s in read_scores(folder / f"{run.label}.csv", args.gallery_metric) if s[0] in by_id
+            ]
+            chosen = best_and_worst(scores, args.gallery_metric, args.gallery_pairs)
+            galleries[f"gallery_{run.label}.png"] = gallery(
+                dataset, run, by_id, chosen, args.gallery_metric, tuple(args.size)
+            )
     grid = comparison_grid(dataset, pairs, runs, tuple(args.size), progress=not args.no_progress)
     save_png_atomic(args.out / "comparison.png", grid)
     write_json_atomic(
@@ -117,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     print(f"{args.out / 'comparison.png'}: {len(pairs)} pair(s) x {len(runs)} run(s)")
-    if chart is not None:
-        write_bytes_atomic(args.out / "metrics.png", chart)
-        print(f"{args.out / 'metrics.png'}: metrics of {len(args.metrics)} path(s)")
+    for name, chart in charts.items():
+        write_bytes_atomic(args.out / name, chart)
+        print(f"{args.out / name}: metrics chart")
+    for name, image in galleries.items():
+        save_png_atomic(args.out / name, image)
+        print(f"{args.out / name}: best and worst {args.gallery_pairs} pair(s) by {args.gallery_metric}")
     return 0

@@ -18,20 +18,30 @@ input:
   the file stem (reports/<run>.json); --labels overrides.
 
 output:
-  A Markdown table: one row per run, one column per metric with ↑ (higher is better) or ↓
-  (lower is better), rows sorted best first by --sort-by (default: the first metric column,
-  in the order FID, KID, LPIPS, SSIM, PSNR, others), the protocol named in the caption, the
-  number of images counted, and "n/a" with a footnote giving the reason for a metric a run
-  could not compute. --csv writes the same rows with CI bounds and reasons as columns.
-  Files are written atomically (temporary file + rename).
+  Markdown: a banner naming every metric that could not be computed and the command that computes
+  it; one table per protocol (one row per run, one column per metric with ↑ higher is better or ↓
+  lower is better, rows sorted best first by mean rank over the metrics every run has, shown in a
+  column, or by --sort-by; the number of images counted; "not computed" with a footnote giving the
+  reason; the protocol's settings as a table; paper-reported numbers beside reproduced ones for
+  methods with published values), then the protocol-sensitivity table (the same run under each
+  protocol, side by side). --csv writes the rows with CI bounds and reasons as columns (cells never
+  start a spreadsheet formula); --html one self-contained page with the figures; --scores the
+  numbers alone (dvc metrics); --plots the chart data (dvc plots). Files are written atomically.
 
-  Files evaluated under different protocols are refused: their numbers are not comparable.
-  --allow-mixed puts them in one table anyway, with a protocol column and a warning caption.
+  A folder of metrics files may hold one subfolder per protocol (reports/metrics/<protocol>/<run>.json).
+  --allow-mixed puts several protocols in one Markdown table instead, with a protocol column and a
+  warning caption (their numbers are not comparable).
+
+  With --mlflow (or MLFLOW_TRACKING_URI): one experiment per dataset and protocol, a parent run per
+  report and a child per method run, found again by a deterministic key on the next report
+  (README.md, "MLflow").
 
 examples:
   pgpis report --metrics reports/copy-source/metrics.json reports/pose-warp/metrics.json \\
       --out reports/metrics.md --csv reports/metrics.csv
   pgpis report --metrics a.json b.json --labels baseline ours --sort-by lpips_alex --out t.md
+  pgpis report --metrics reports/metrics --out reports/metrics.md --html reports/index.html \
+      --figures reports/figures --mlflow sqlite:///mlflow.db --user-study-scores scores.json
 """
 
 
@@ -62,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--sort-by",
         metavar="METRIC",
-        help="metric to sort rows by, best first (default: first metric column)",
+        help="metric to sort rows by, best first (default: mean rank over the metrics every run has)",
     )
     p.add_argument("--title", default="Metrics", help="heading of the table (default: Metrics)")
     p.add_argument(
@@ -85,6 +95,31 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PNG",
         help="figures for --html: PNG files, or folders of them (every *.png inside, in name order)",
     )
+    p.add_argument(
+        "--scores",
+        type=Path,
+        metavar="DIR",
+        help="also write the numbers alone, DIR/<protocol>/<run>.json ({metric: value}), for `dvc metrics show`",
+    )
+    p.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write the chart data, DIR/<protocol>/<metric>.csv (run, value, ci95_low, ci95_high), for "
+        "`dvc plots show/diff`",
+    )
+    p.add_argument(
+        "--user-study-scores",
+        type=Path,
+        metavar="JSON",
+        help="with MLflow: log these `pgpis user-study score` results into the same child runs as metrics",
+    )
+    p.add_argument(
+        "--per-image",
+        type=Path,
+        metavar="DIR",
+        help="with MLflow: per-image CSVs to attach, DIR/<protocol>/<run>.csv (as the pipeline writes them)",
+    )
     add_mlflow_arguments(p, "each run's metrics")
     p.add_argument(
         "--attach",
@@ -99,37 +134,110 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.io import write_text_atomic
+    from bench.report.document import build_document, plot_data, scores, scores_json
     from bench.report.html import report_html
+    from bench.report.markdown import document_markdown
     from bench.report.results import load_runs
-    from bench.report.tables import build_table, to_csv, to_markdown
+    from bench.report.tables import build_table, to_markdown
 
     missing = [str(p) for p in args.attach if not p.exists()]
     if missing:
         raise DataError(f"--attach: {', '.join(missing)} not found; run `pgpis figures` first or drop it")
     runs = load_runs(args.metrics, args.labels)
-    table = build_table(runs, allow_mixed=args.allow_mixed, sort_by=args.sort_by)
-    # Both texts are built before anything is written, so an error leaves earlier reports untouched.
-    markdown = to_markdown(table, title=args.title, with_ci=args.ci)
-    csv_text = to_csv(table) if args.csv else None
-    html_text = report_html(table, _figures(args.figures), args.title, args.ci) if args.html else None
-    write_text_atomic(args.out, markdown)
+    protocols = sorted({r.protocol for r in runs})
+    if args.allow_mixed and len(protocols) > 1:
+        # One table with a protocol column, on request: the old behaviour, kept for comparisons by hand.
+        table = build_table(runs, allow_mixed=True, sort_by=args.sort_by)
+        markdown = to_markdown(table, title=args.title, with_ci=args.ci)
+        doc = None
+    else:
+        doc = build_document(runs, sort_by=args.sort_by)
+        markdown = document_markdown(doc, title=args.title, with_ci=args.ci)
+        table = None
+    # Every text is built before anything is written, so an error leaves earlier reports untouched.
+    csv_text = _csv(doc, table) if args.csv else None
+    html_text = None
+    if args.html:
+        if doc is None:
+            raise DataError("--html shows one table per protocol; drop --allow-mixed to write it")
+        html_text = report_html(doc, _figures(args.figures), args.title, args.ci)
+    files: dict[Path, str] = {args.out: markdown}
     if csv_text is not None:
-        write_text_atomic(args.csv, csv_text)
+        files[args.csv] = csv_text
     if html_text is not None:
-        write_text_atomic(args.html, html_text)
-    _log_to_mlflow(args, runs)
+        files[args.html] = html_text
+    if doc is not None and args.scores:
+        for protocol, per_run in scores(doc).items():
+            for label, values in per_run.items():
+                files[args.scores / protocol / f"{label}.json"] = scores_json(values)
+    if doc is not None and args.plots:
+        for protocol, per_metric in plot_data(doc).items():
+            for metric, text in per_metric.items():
+                files[args.plots / protocol / f"{metric}.csv"] = text
+    _write_all(files, [d for d in (args.scores, args.plots) if d is not None and doc is not None])
+    if doc is not None:
+        from bench.report.mlflow_log import log_report
+
+        log_report(args, doc, runs)
+    tables = doc.tables.values() if doc is not None else [table]
     print(
-        f"{args.out}: {len(table.runs)} run(s), {len(table.metrics)} metric(s), protocol {', '.join(table.protocols)}"
+        f"{args.out}: {len(runs)} scored run(s), {len(protocols)} protocol(s) ({', '.join(protocols)}), "
+        f"{sum(len(t.metrics) for t in tables)} metric column(s)"
     )
     return 0
+
+
+def _csv(doc, table) -> str:  # noqa: ANN001 - one of the two is None
+    from bench.report.tables import to_csv
+
+    if doc is None:
+        return to_csv(table)
+    # One CSV for every protocol: the tables stacked (same columns per protocol, a protocol column).
+    parts = [to_csv(t) for t in doc.tables.values()]
+    if len(parts) == 1:
+        return parts[0]
+    import csv
+    import io
+
+    rows: list[dict[str, str]] = []
+    fields: list[str] = []
+    for text in parts:
+        reader = csv.DictReader(io.StringIO(text))
+        for name in reader.fieldnames or []:
+            if name not in fields:
+                fields.append(name)
+        rows.extend(reader)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_all(files: dict[Path, str], replaced_dirs: list[Path]) -> None:
+    """Write every file; folders the report owns (--scores, --plots) hold only this run's files."""
+    import shutil
+
+    from bench.io import write_text_atomic
+
+    for folder in replaced_dirs:
+        if folder.exists():
+            for old in folder.rglob("*"):
+                if old.is_file() and old not in files:
+                    old.unlink()
+            for sub in sorted((d for d in folder.rglob("*") if d.is_dir()), reverse=True):
+                if not any(sub.iterdir()):
+                    shutil.rmtree(sub)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
 
 
 def _figures(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(path.glob("*.png"))
+            found += sorted(path.glob("*.png"), key=_figure_order)
         elif path.is_file() and path.suffix.lower() == ".png":
             found.append(path)
         else:
@@ -139,31 +247,8 @@ def _figures(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _log_to_mlflow(args: argparse.Namespace, runs: list) -> None:
-    """One MLflow run per evaluated run: protocol settings as params, metrics and CIs as metrics,
-    the metrics file and the table as artifacts. Tracking never changes the table."""
-    from bench.tracking import log_metrics, mlflow_run, tracking_uri
-
-    uri = tracking_uri(args.mlflow)
-    if not uri:
-        return
-    import mlflow
-
-    for run in runs:
-        params = {"protocol": run.protocol, "method": run.method, "protocol_settings": run.protocol_settings}
-        with mlflow_run(uri, args.experiment, run.label, params):
-            log_metrics(run.metrics)
-            log_metrics({f"{k}.ci95_lo": v[0] for k, v in run.ci95.items()})
-            log_metrics({f"{k}.ci95_hi": v[1] for k, v in run.ci95.items()})
-            if run.unavailable:
-                mlflow.set_tags({f"unavailable.{k}": v[:5000] for k, v in run.unavailable.items()})
-            mlflow.log_artifact(str(run.path))
-            mlflow.log_artifact(str(args.out))
-            if args.html:
-                mlflow.log_artifact(str(args.html))
-            for path in args.attach:
-                if path.is_dir():
-                    mlflow.log_artifacts(str(path), artifact_path=f"report/{path.name}")
-                else:
-                    mlflow.log_artifact(str(path), artifact_path="report")
-    print(f"logged {len(runs)} run(s) to MLflow at {uri} (experiment {args.experiment!r})")
+def _figure_order(path: Path) -> tuple[int, str]:
+    # The page reads: the metrics charts, the comparison grid, then the galleries.
+    kinds = ("metrics", "comparison", "gallery")
+    kind = path.stem.split("_", 1)[0]
+    return (kinds.index(kind) if kind in kinds else len(kinds), path.name)

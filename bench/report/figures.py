@@ -20,7 +20,7 @@ from bench.data.posemaps import skeleton
 from bench.errors import DataError
 from bench.report.generated import GeneratedRun, Pair
 from bench.report.results import RunMetrics
-from bench.report.tables import Table, arrow, build_table
+from bench.report.tables import Table, arrow, build_table, direction
 
 PAD = 4  # white gap between cells, pixels
 HEADER = 22  # height of the column titles
@@ -167,3 +167,77 @@ def metrics_chart(runs: list[RunMetrics], columns: int = 4) -> bytes:
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
+
+
+def read_scores(path: Any, metric: str) -> list[tuple[str, float]]:
+    """(pair id, value) of ``metric`` from a per-image CSV of `pgpis evaluate`; empty cells (undefined
+    values) left out."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if metric not in (reader.fieldnames or []):
+                raise DataError(
+                    f"{path}: no column {metric!r} (columns: {', '.join(reader.fieldnames or [])}); "
+                    "choose --gallery-metric among them"
+                )
+            return [(row["pair_id"], float(row[metric])) for row in reader if row.get(metric)]
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: per-image scores not found; run `pgpis evaluate ... --per-image {path}`"
+        ) from None
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{path}: not a per-image CSV of `pgpis evaluate` ({err})") from None
+
+
+def best_and_worst(scores: list[tuple[str, float]], metric: str, count: int) -> list[tuple[str, str, float]]:
+    """(``best k``/``worst k``, pair id, value): the ``count`` best then the ``count`` worst pairs by the
+    metric's direction, ties broken by pair id; a pair is shown once even when the run has few."""
+    sign = -1.0 if direction(metric) != "lower" else 1.0
+    ordered = sorted(scores, key=lambda s: (sign * s[1], s[0]))
+    best = ordered[:count]
+    worst = [s for s in ordered[::-1] if s not in best][:count]
+    return [(f"best {i + 1}", *s) for i, s in enumerate(best)] + [
+        (f"worst {i + 1}", *s) for i, s in enumerate(worst)
+    ]
+
+
+def gallery(
+    dataset: DeepFashionDataset,
+    run: GeneratedRun,
+    pairs: dict[str, Pair],
+    chosen: list[tuple[str, str, float]],
+    metric: str,
+    size: tuple[int, int] = (256, 176),
+) -> Any:
+    """One row per chosen pair: source | target pose | ground truth | the run's image, the row's rank
+    and score written above it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = size
+    cols = 4
+    row_h = HEADER + h + PAD
+    canvas = Image.new("RGB", (PAD + cols * (w + PAD), HEADER + len(chosen) * row_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(FONT_SIZE)
+    for col, title in enumerate(["source", "target pose", "ground truth", run.label]):
+        text = _fit(title, draw, font, w)
+        draw.text(
+            (PAD + col * (w + PAD) + (w - draw.textlength(text, font=font)) / 2, 3),
+            text,
+            fill="black",
+            font=font,
+        )
+    for row, (rank, pid, value) in enumerate(chosen):
+        top = HEADER + row * row_h
+        better = (
+            f" ({direction(metric) or 'unknown'} is better)" if row == 0 else ""
+        )  # the font has no arrows
+        label = _fit(f"{rank}: {metric} = {value:.4f}{better}   {pid}", draw, font, cols * (w + PAD))
+        draw.text((PAD, top + 3), label, fill="black", font=font)
+        for col, cell in enumerate(pair_cells(dataset, pairs[pid], [run], size)):
+            canvas.paste(Image.fromarray(cell), (PAD + col * (w + PAD), top + HEADER))
+    return canvas

@@ -35,6 +35,8 @@ class RunMetrics:
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     directions: dict[str, str] = field(default_factory=dict)
+    images: str | None = None  # the scored images folder (its manifest.json holds the provenance)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the whole file, for provenance
 
 
 def _method_name(value: Any) -> str | None:
@@ -111,16 +113,18 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunMetrics:
         ci95=ci95,
         unavailable=unavailable,
         directions=directions,
+        images=str(data["images"]) if data.get("images") else None,
+        raw=data,
     )
 
 
 def expand_metrics_paths(paths: list[str | os.PathLike]) -> list[Path]:
-    """Files stay as given; a folder stands for its ``*.json`` files in name order (the pipeline
-    passes ``reports/metrics``, whose contents follow ``params.yaml``'s runs)."""
+    """Files stay as given; a folder stands for its ``*.json`` files, its subfolders' included, in
+    path order (the pipeline passes ``reports/metrics``: one subfolder per protocol, one file per run)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.json"))
+            found = sorted(p.rglob("*.json"))
             if not found:
                 raise DataError(f"{p}: folder holds no metrics .json files; run `pgpis evaluate` first")
             out.extend(found)
@@ -136,12 +140,22 @@ def load_runs(paths: list[str | os.PathLike], labels: list[str] | None = None) -
             f"--labels gives {len(labels)} labels for {len(paths)} metrics files; give one per file"
         )
     runs = [load_run(p, labels[i] if labels else None) for i, p in enumerate(paths)]
-    seen: dict[str, Path] = {}
+    seen: dict[tuple[str, str], Path] = {}
     for run in runs:
-        if run.label in seen:
+        # A run appears once per protocol: the label is unique within a protocol.
+        if (run.label, run.protocol) in seen:
             raise DataError(
-                f"{run.path} and {seen[run.label]} would both be labelled {run.label!r}; "
-                "name each run with --labels (one per metrics file)"
+                f"{run.path} and {seen[run.label, run.protocol]} would both be labelled {run.label!r} under "
+                f"protocol {run.protocol}; name each run with --labels (one per metrics file)"
             )
-        seen[run.label] = run.path
+        seen[run.label, run.protocol] = run.path
     return runs
+
+
+def by_protocol(runs: list[RunMetrics]) -> dict[str, list[RunMetrics]]:
+    """Runs grouped by protocol: the recommended pgpis-* protocols first, then by name."""
+    groups: dict[str, list[RunMetrics]] = {}
+    for run in runs:
+        groups.setdefault(run.protocol, []).append(run)
+    order = sorted(groups, key=lambda name: (not name.startswith("pgpis"), name))
+    return {name: groups[name] for name in order}

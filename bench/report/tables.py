@@ -1,9 +1,11 @@
 """Metrics tables: one row per evaluated run, one column per metric, Markdown and CSV.
 
 Each metric column carries ↑ (higher is better) or ↓ (lower is better); rows are sorted best
-first by one metric; the caption names the protocol, because numbers from different protocols
+first by their mean rank over the metrics every run has (shown in a column; one metric wins no
+table alone), or by one metric on request; the caption names the protocol, because numbers from different protocols
 are not comparable (a table mixing them is refused unless explicitly allowed, and then every row
-names its protocol). A metric a run could not compute shows "n/a" with a footnote giving why.
+names its protocol). A metric a run could not compute says "not computed" with a footnote giving why
+(never "n/a", which reads as "not applicable").
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
 from bench.report.results import RunMetrics
@@ -22,6 +24,7 @@ HIGHER_IS_BETTER = ("ssim", "msssim", "psnr", "is", "pckh", "ds")
 # Column order: the field's usual order, then anything else alphabetically.
 FAMILY_ORDER = ("fid", "kid", "lpips", "ssim", "msssim", "psnr", "is", "pckh", "ds")
 DECIMALS = {"fid": 3, "kid": 4, "psnr": 3, "is": 3}
+NOT_COMPUTED = "not computed"  # the cell of a metric a run could not compute (its footnote says why)
 
 
 def _family(name: str) -> str:
@@ -54,7 +57,9 @@ class Table:
     runs: list[RunMetrics]  # sorted, best first
     metrics: list[str]  # column order
     directions: dict[str, str | None]
-    sort_by: str | None
+    sort_by: str | None  # a metric, or None: sorted by mean rank over ``ranked``
+    ranked: list[str] = field(default_factory=list)  # the metrics the mean rank averages
+    mean_rank: dict[str, float] = field(default_factory=dict)  # run label -> mean rank (1 = best)
 
 
 def _column_order(names: set[str]) -> list[str]:
@@ -88,14 +93,33 @@ def build_table(runs: list[RunMetrics], allow_mixed: bool = False, sort_by: str 
         raise ConfigError(
             f"--sort-by {sort_by!r} is not a metric of these files; choose one of {', '.join(metrics)}"
         )
-    if sort_by is None:
-        sort_by = next((n for n in metrics if directions[n] and any(n in r.metrics for r in runs)), None)
+    ranked = [n for n in metrics if directions[n] and all(n in r.metrics for r in runs)]
+    mean_rank = mean_ranks(runs, ranked, directions)
     ordered = list(runs)
     if sort_by is not None:
         sign = -1.0 if directions.get(sort_by) == "higher" else 1.0
         # Runs without the sorting metric go last, keeping the order they were given in.
         ordered.sort(key=lambda r: (sort_by not in r.metrics, sign * r.metrics.get(sort_by, 0.0)))
-    return Table(protocols, ordered, metrics, directions, sort_by)
+    elif mean_rank:
+        ordered.sort(key=lambda r: mean_rank[r.label])  # stable: ties keep the given order
+    return Table(protocols, ordered, metrics, directions, sort_by, ranked, mean_rank)
+
+
+def mean_ranks(
+    runs: list[RunMetrics], metrics: list[str], directions: dict[str, str | None]
+) -> dict[str, float]:
+    """Run label -> its rank averaged over ``metrics`` (1 = best; tied values share their mean rank)."""
+    if not metrics or len({r.label for r in runs}) != len(runs):
+        return {}
+    total = {r.label: 0.0 for r in runs}
+    for name in metrics:
+        sign = -1.0 if directions[name] == "higher" else 1.0
+        values = sorted(sign * r.metrics[name] for r in runs)
+        for r in runs:
+            v = sign * r.metrics[name]
+            first, last = values.index(v), len(values) - values[::-1].index(v) - 1
+            total[r.label] += (first + last) / 2 + 1
+    return {label: t / len(metrics) for label, t in total.items()}
 
 
 def _count(run: RunMetrics) -> str:
@@ -119,7 +143,7 @@ class Layout:
     rows: list[list[tuple[str, list[int]]]]  # (text, its footnote numbers)
     notes: dict[str, int]  # footnote text -> number
     caption: str  # protocol names in `backticks`
-    settings: str | None  # the protocol settings as JSON, for a single-protocol table
+    settings: list[tuple[str, str]] | None  # the protocol settings (name, value), single-protocol table
 
 
 def layout(table: Table, with_ci: bool = False) -> Layout:
@@ -129,8 +153,11 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
     def note(text: str) -> int:
         return notes.setdefault(text, len(notes) + 1)
 
+    with_rank = table.sort_by is None and bool(table.mean_rank)
     header = ["Run", "Method"] + (["Protocol"] if mixed else []) + ["Images"]
-    header += [f"{m}{arrow(table.directions[m])}" for m in table.metrics]
+    header += (["Mean rank"] if with_rank else []) + [
+        f"{m}{arrow(table.directions[m])}" for m in table.metrics
+    ]
     rows = []
     for run in table.runs:
         images_notes = []
@@ -148,6 +175,8 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
             )
         row = [(run.label, []), (run.method or "?", [])] + ([(run.protocol, [])] if mixed else [])
         row.append((_count(run), images_notes))
+        if with_rank:
+            row.append((f"{table.mean_rank[run.label]:.2f}", []))
         for m in table.metrics:
             if m in run.metrics:
                 text = format_value(m, run.metrics[m])
@@ -157,7 +186,7 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
                 row.append((text, []))
             else:
                 reason = run.unavailable.get(m, "not computed by this run")
-                row.append(("n/a", [note(f"{m}: {reason}")]))
+                row.append((NOT_COMPUTED, [note(f"{m}: {reason}")]))
         rows.append(row)
 
     proto = ", ".join(f"`{p}`" for p in table.protocols)
@@ -167,6 +196,11 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
     if table.sort_by:
         better = "higher" if table.directions[table.sort_by] == "higher" else "lower"
         caption += f"; rows sorted best first by {table.sort_by} ({better} is better)"
+    elif with_rank:
+        caption += (
+            f"; rows sorted best first by mean rank (1 = best) over the {len(table.ranked)} metric(s) "
+            f"every run has: {', '.join(table.ranked)}"
+        )
     caption += ". ↑ higher is better, ↓ lower is better. Images = generated images counted."
     if with_ci:
         caption += " Brackets: bootstrap 95% confidence interval."
@@ -175,26 +209,64 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
         caption += f" Direction unknown for: {', '.join(unknown)}."
     settings = None
     if not mixed and table.runs[0].protocol_settings:
-        settings = json.dumps(table.runs[0].protocol_settings, sort_keys=True)
-    return Layout(header, len(table.metrics), rows, notes, caption, settings)
+        settings = settings_rows(table.runs[0].protocol_settings)
+    return Layout(header, len(table.metrics) + with_rank, rows, notes, caption, settings)
 
 
-def to_markdown(table: Table, title: str = "Metrics", with_ci: bool = False) -> str:
-    """The table as GitHub Markdown, with its caption and footnotes."""
+def settings_rows(settings: dict) -> list[tuple[str, str]]:
+    """Protocol settings as (name, readable value) rows: lists joined, sizes as HxW, notes apart."""
+
+    def text(key: str, value: object) -> str:
+        if value is None:
+            return "none"
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) for v in value)
+            and "size" in key
+        ):
+            return f"{value[0]}x{value[1]}"
+        if isinstance(value, list):
+            return "; ".join(str(v) for v in value) if key == "notes" else ", ".join(str(v) for v in value)
+        if isinstance(value, dict):
+            return json.dumps(value, sort_keys=True)
+        return str(value)
+
+    first = [k for k in ("name", "description") if k in settings]
+    rest = sorted(k for k in settings if k not in first and k != "notes")
+    return [(k, text(k, settings[k])) for k in [*first, *rest, *(["notes"] if "notes" in settings else [])]]
+
+
+def to_markdown(table: Table, title: str = "Metrics", with_ci: bool = False, note_prefix: str = "") -> str:
+    """The table as GitHub Markdown, with its caption and footnotes (``[^<note_prefix><n>]``, so
+    several tables can share one document)."""
     lay = layout(table, with_ci)
     lines = [
         "| " + " | ".join(_cell(h) for h in lay.header) + " |",
         "|" + "|".join(["---"] * (len(lay.header) - lay.numeric) + ["---:"] * lay.numeric) + "|",
     ]
     for row in lay.rows:
-        cells = [text + "".join(f"[^{n}]" for n in numbers) for text, numbers in row]
+        cells = [text + "".join(f"[^{note_prefix}{n}]" for n in numbers) for text, numbers in row]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     out = [f"## {title}", "", lay.caption, "", *lines, ""]
     if lay.settings:
-        out += [f"Protocol settings: `{lay.settings}`", ""]
+        out += ["Protocol settings:", "", "| Setting | Value |", "|---|---|"]
+        out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in lay.settings] + [""]
     for text, number in lay.notes.items():
-        out.append(f"[^{number}]: {text}")
+        out.append(f"[^{note_prefix}{number}]: {text}")
     return "\n".join(out).rstrip() + "\n"
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """``value`` as a spreadsheet shows it, never as a formula: text cells starting with a formula
+    prefix get a leading apostrophe. Numbers are left alone (a negative number is data)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 def to_csv(table: Table) -> str:
@@ -230,5 +302,8 @@ def to_csv(table: Table) -> str:
             lo, hi = run.ci95.get(m, ("", ""))
             row[f"{m}_ci95_low"], row[f"{m}_ci95_high"] = lo, hi
             row[f"{m}_unavailable"] = "" if m in run.metrics else run.unavailable.get(m, "not computed")
-        writer.writerow(row)
+        text = ("run", "method", "protocol", "metrics_file")
+        writer.writerow(
+            {k: csv_safe(v) if k in text or k.endswith("_unavailable") else v for k, v in row.items()}
+        )
     return buf.getvalue()

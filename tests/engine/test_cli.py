@@ -28,7 +28,7 @@ from bench.errors import ConfigError
             ],
         ),
         ("methods", ["pgpis_bench.methods", "entry-points", "examples:", "--json"]),
-        ("report", ["metrics.json", "↑", "n/a", "--allow-mixed", "examples:", "atomically"]),
+        ("report", ["metrics.json", "↑", "not computed", "--allow-mixed", "examples:", "atomically"]),
     ],
 )
 def test_help_explains_itself(command: str, phrases: list[str], capsys: pytest.CaptureFixture) -> None:

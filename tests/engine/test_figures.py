@@ -14,7 +14,15 @@ from test_report import metrics_file
 from bench.cli.main import main
 from bench.data.deepfashion import DeepFashionDataset, load_image
 from bench.errors import ConfigError, DataError
-from bench.report.figures import HEADER, PAD, chart_metrics, metrics_chart, pose_image, to_uint8
+from bench.report.figures import (
+    HEADER,
+    PAD,
+    best_and_worst,
+    chart_metrics,
+    metrics_chart,
+    pose_image,
+    to_uint8,
+)
 from bench.report.generated import choose_pairs, complete_pairs, distinct_pairs, expand_generated
 from bench.report.results import load_runs
 from bench.report.tables import build_table
@@ -121,10 +129,65 @@ def test_metrics_chart_draws_shared_metrics_and_names_the_rest(tmp_path: Path) -
 def test_bad_metrics_fail_before_any_figure_is_written(tiny_root: Path, tmp_path: Path, capsys) -> None:
     runs_dir = fake_runs(tiny_root, tmp_path / "g", ("alpha", "beta"))
     a = metrics_file(tmp_path / "m", "a", ssim_w51=0.5)
-    b = metrics_file(tmp_path / "m", "b", protocol="cfld-256", ssim_w51=0.6)
+    b = tmp_path / "m" / "b.json"
+    b.write_text("{broken")
     out = tmp_path / "figs"
     code = main(["figures", "--dataset", str(tiny_root), "--generated", str(runs_dir), "--out", str(out),
                  "--metrics", str(a), str(b), "--no-progress"])  # fmt: skip
     assert code == 2
-    assert "different protocols" in capsys.readouterr().err
+    assert "not a readable metrics JSON file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_one_chart_per_protocol_and_a_gallery_of_each_runs_best_and_worst_pairs(
+    tiny_root: Path, tmp_path: Path
+) -> None:
+    runs_dir = fake_runs(tiny_root, tmp_path / "g", ("alpha", "beta"))
+    metrics = [
+        metrics_file(tmp_path / "m", f"{run}@{protocol}", protocol=protocol, ssim_w51=v)
+        for protocol in ("pgpis-v1", "cfld-256")
+        for run, v in (("alpha", 0.5), ("beta", 0.6))
+    ]
+    pids = [p.pid for p in distinct_pairs(DeepFashionDataset(tiny_root))]
+    scores = tmp_path / "per_image" / "pgpis-v1"
+    scores.mkdir(parents=True)
+    for run in ("alpha", "beta"):
+        rows = [f"{pid},{i / 10 if run == 'alpha' else 1 - i / 10}" for i, pid in enumerate(pids)]
+        (scores / f"{run}.csv").write_text("pair_id,ssim_g15_dr\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "figs"
+    size = (64, 44)
+    code = main(["figures", "--dataset", str(tiny_root), "--generated", str(runs_dir), "--out", str(out),
+                 "--metrics", *map(str, metrics), "--per-image", str(tmp_path / "per_image"),
+                 "--gallery-protocol", "pgpis-v1", "--gallery-pairs", "2", "--size", "64x44", "--no-progress"])  # fmt: skip
+    assert code == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [
+        "comparison.png",
+        "gallery_alpha.png",
+        "gallery_beta.png",
+        "metrics_cfld-256.png",
+        "metrics_pgpis-v1.png",
+    ]
+    # alpha's best pairs (highest SSIM) are the last of the file, its worst the first.
+    assert best_and_worst([(pid, i / 10) for i, pid in enumerate(pids)], "ssim_g15_dr", 2) == [
+        ("best 1", pids[-1], (len(pids) - 1) / 10),
+        ("best 2", pids[-2], (len(pids) - 2) / 10),
+        ("worst 1", pids[0], 0.0),
+        ("worst 2", pids[1], 0.1),
+    ]
+    assert best_and_worst([("a", 0.2), ("b", 0.1)], "lpips_alex_v0.1", 1) == [
+        ("best 1", "b", 0.1),
+        ("worst 1", "a", 0.2),
+    ]
+    gallery = np.asarray(Image.open(out / "gallery_alpha.png").convert("RGB"))
+    h, w = size
+    row_h = HEADER + h + PAD
+    assert gallery.shape == (HEADER + 4 * row_h, PAD + 4 * (w + PAD), 3)
+    data = DeepFashionDataset(tiny_root)
+    by_id = {p.pid: p for p in distinct_pairs(data)}
+    for row, pid in enumerate([pids[-1], pids[-2], pids[0], pids[1]]):
+        top = HEADER + row * row_h + HEADER
+        truth = gallery[top : top + h, PAD + 2 * (w + PAD) : PAD + 2 * (w + PAD) + w]
+        np.testing.assert_array_equal(truth, to_uint8(load_image(data.image_path(by_id[pid].target), size)))
+        generated = gallery[top : top + h, PAD + 3 * (w + PAD) : PAD + 3 * (w + PAD) + w]
+        np.testing.assert_array_equal(generated, np.full((*size, 3), COLOURS["alpha"], np.uint8))

@@ -65,12 +65,20 @@ def test_markdown_table(two_runs: list[Path]) -> None:
     md = to_markdown(build_table(load_runs(two_runs)))
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| Run"))
-    assert header == "| Run | Method | Images | fid_ptincv3_train ↓ | lpips_alex ↓ | ssim_w51 ↑ | psnr ↑ |"
+    assert (
+        header
+        == "| Run | Method | Images | Mean rank | fid_ptincv3_train ↓ | lpips_alex ↓ | ssim_w51 ↑ | psnr ↑ |"
+    )
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Run")]
-    # Sorted by the first metric with values (lpips, lower is better): pose-warp first.
-    assert rows[0].startswith("| pose-warp | pose-warp | 24 | n/a[^1] | 0.2100 | 0.7300 | 17.500 |")
-    assert rows[1].startswith("| copy-source | copy-source | 24 | n/a[^1] | 0.5200 | 0.4100 | 11.000 |")
-    assert "`pgpis-v1`" in md and "sorted best first by lpips_alex" in md
+    # Sorted by mean rank over the metrics both runs have: pose-warp wins all three.
+    assert rows[0].startswith(
+        "| pose-warp | pose-warp | 24 | 1.00 | not computed[^1] | 0.2100 | 0.7300 | 17.500 |"
+    )
+    assert rows[1].startswith(
+        "| copy-source | copy-source | 24 | 2.00 | not computed[^1] | 0.5200 | 0.4100 | 11.000 |"
+    )
+    assert "`pgpis-v1`" in md and "sorted best first by mean rank (1 = best) over the 3 metric(s)" in md
+    assert "lpips_alex, ssim_w51, psnr" in md
     assert "[^1]: fid_ptincv3_train: weight pt_inception-2015-12-05-6726825d.pth not in" in md
 
 
@@ -147,9 +155,10 @@ def test_cli_writes_atomically_and_keeps_old_report_on_error(
     assert main(argv) == 0
     assert "| pose-warp |" in out.read_text() and out_csv.read_text().startswith("run,method,protocol")
     before = out.read_text()
-    other = metrics_file(tmp_path, "other", protocol="pidm", ssim_w51=0.1)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"protocol": "pidm", "metrics": {"ssim_w51": "high"}}))
     assert main(["report", "--metrics", str(two_runs[0]), str(other), "--out", str(out)]) == 2
-    assert "different protocols" in capsys.readouterr().err
+    assert "metrics.ssim_w51 must be a number" in capsys.readouterr().err
     assert out.read_text() == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["metrics.csv", "metrics.md"]
     assert main(["report", "--metrics", str(tmp_path / "nope.json"), "--out", str(out)]) == 2
@@ -173,36 +182,11 @@ def test_empty_folder_refused(tmp_path: Path) -> None:
         load_runs([tmp_path / "empty"])
 
 
-def test_report_logs_every_run_to_mlflow(two_runs: list[Path], tmp_path: Path) -> None:
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    out = tmp_path / "metrics.md"
-    assert main(["report", "--metrics", *map(str, two_runs), "--out", str(out), "--mlflow", uri]) == 0
-    mlflow.set_tracking_uri(uri)
-    found = mlflow.search_runs(experiment_names=["pgpis-bench"])
-    assert sorted(found["tags.mlflow.runName"]) == ["copy-source", "pose-warp"]
-    row = found[found["tags.mlflow.runName"] == "pose-warp"].iloc[0]
-    assert row["metrics.ssim_w51"] == pytest.approx(0.73) and row["params.protocol"] == "pgpis-v1"
-    assert "fid_ptincv3_train" not in {c.split(".", 1)[1] for c in found.columns if c.startswith("metrics.")}
-    assert row["tags.unavailable.fid_ptincv3_train"].startswith("weight pt_inception")
-
-
-def test_report_attaches_figures_to_every_mlflow_run(two_runs: list[Path], tmp_path: Path, capsys) -> None:
-    import mlflow
-
-    figures = tmp_path / "figures"
-    figures.mkdir()
-    (figures / "comparison.png").write_bytes(b"\x89PNG fake")
+def test_report_attach_needs_existing_paths(two_runs: list[Path], tmp_path: Path, capsys) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["report", "--metrics", *map(str, two_runs), "--out", str(tmp_path / "t.md"), "--mlflow", uri]
     assert main([*args, "--attach", str(tmp_path / "absent")]) == 2
     assert "absent not found" in capsys.readouterr().err and not (tmp_path / "t.md").exists()
-    assert main([*args, "--attach", str(figures)]) == 0
-    mlflow.set_tracking_uri(uri)
-    for run_id in mlflow.search_runs(experiment_names=["pgpis-bench"])["run_id"]:
-        listed = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "report/figures")]
-        assert listed == ["report/figures/comparison.png"]
 
 
 def test_html_report_holds_the_table_cells_footnotes_and_figures(
@@ -233,10 +217,10 @@ def test_html_report_holds_the_table_cells_footnotes_and_figures(
     lay = layout(build_table(load_runs(two_runs)))
     for row in lay.rows:
         for text, numbers in row:
-            refs = "".join(f'<sup><a href="#note{n}">{n}</a></sup>' for n in numbers)
+            refs = "".join(f'<sup><a href="#notepgpis-v1-{n}">{n}</a></sup>' for n in numbers)
             assert f">{text}{refs}</td>" in page
     for text, n in lay.notes.items():
-        assert f'<li id="note{n}">{text}</li>' in page
+        assert f'<li id="notepgpis-v1-{n}">{text}</li>' in page
     embedded = re.findall(r'<h2>([^<]+)</h2><img src="data:image/png;base64,([^"]+)"', page)
     assert [(name, base64.b64decode(data)) for name, data in embedded] == sorted(pngs.items())
     # A figure path that is not a PNG stops the report before anything is written.
@@ -246,3 +230,93 @@ def test_html_report_holds_the_table_cells_footnotes_and_figures(
                  "--figures", str(tmp_path / "notes.txt")])  # fmt: skip
     assert code == 2 and "neither a PNG file nor a folder" in capsys.readouterr().err
     assert not out2.exists() and not (tmp_path / "i2.html").exists()
+
+
+def test_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
+    # A run label or an unavailability reason starting with =, +, -, @ would run as a formula in a
+    # spreadsheet (CSV injection); numbers, negative ones included, stay numbers.
+    path = metrics_file(tmp_path, "=HYPERLINK(1)", ssim_w51=-0.25, psnr=None)
+    data = json.loads(path.read_text())
+    data["unavailable"] = {"psnr": "@SUM(A1)"}
+    data["method"] = {"name": "+cmd"}
+    path.write_text(json.dumps(data))
+    others = [metrics_file(tmp_path, label, ssim_w51=0.1) for label in ("-x", "@y")]
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_table(load_runs([path, *others]))))))
+    by_run = {r["run"]: r for r in rows}
+    assert set(by_run) == {"'=HYPERLINK(1)", "'-x", "'@y"}
+    first = by_run["'=HYPERLINK(1)"]
+    assert first["method"] == "'+cmd" and first["psnr_unavailable"] == "'@SUM(A1)"
+    assert first["ssim_w51"] == "-0.25"
+    for row in rows:
+        assert not any(str(v).startswith(("=", "+", "@")) for v in row.values())
+
+
+def _protocol_runs(tmp_path: Path) -> Path:
+    folder = tmp_path / "metrics"
+    values = {
+        "pgpis-v1": {"copy-source": (0.40, 11.0), "cfld-tiny": (0.61, 16.4)},
+        "cfld-256": {"copy-source": (0.32, 11.9), "cfld-tiny": (0.60, 16.3)},
+    }
+    for protocol, runs in values.items():
+        for run, (ssim, psnr) in runs.items():
+            src = metrics_file(tmp_path / "src" / protocol, run, protocol=protocol, ssim_w51=ssim, psnr=psnr,
+                               **{f"fid_{'ptincv3' if protocol == 'pgpis-v1' else 'incv3tv'}_train": None})  # fmt: skip
+            data = json.loads(src.read_text())
+            data["method"] = {"name": "cfld" if run == "cfld-tiny" else run}
+            if protocol == "cfld-256":  # as evaluate records it: generated on the synthetic set
+                data["provenance"] = {
+                    "method": data["method"]["name"],
+                    "dataset": {"dataset_json_sha256": "ab" * 32},
+                }
+            data["unavailable"] = {
+                k: "weight file x.pth is not at /y. Run `pgpis fetch-weights pt_inception` when online" for k in data["unavailable"]
+            }  # fmt: skip
+            (folder / protocol).mkdir(parents=True, exist_ok=True)
+            (folder / protocol / f"{run}.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_one_table_per_protocol_sensitivity_banner_and_paper_column(tmp_path: Path) -> None:
+    folder = _protocol_runs(tmp_path)
+    out = tmp_path / "r"
+    argv = ["report", "--metrics", str(folder), "--out", str(out / "m.md"), "--csv", str(out / "m.csv"),
+            "--scores", str(out / "scores"), "--plots", str(out / "plots"), "--html", str(out / "i.html")]  # fmt: skip
+    assert main(argv) == 0
+    md = (out / "m.md").read_text()
+    # The recommended protocol first, then the others; footnotes of each table named apart.
+    assert (
+        md.index("## Protocol `pgpis-v1`")
+        < md.index("## Protocol `cfld-256`")
+        < md.index("## Protocol sensitivity")
+    )
+    assert "[^pgpis-v1-1]:" in md and "[^cfld-256-1]:" in md
+    # Banner: every metric not computed, and the one command that computes them.
+    assert "> **Not computed:** `fid_ptincv3_train`, `fid_incv3tv_train`." in md
+    assert "> **Fix:** `pgpis fetch-weights pt_inception && dvc repro`" in md
+    # The same run's number under each protocol, side by side, with the spread.
+    assert "| cfld-tiny | ssim_w51 | 0.6100 | 0.6000 | 0.0100 |" in md
+    assert "| copy-source | psnr | 11.000 | 11.900 | 0.900 |" in md
+    # Paper-reported beside reproduced for CFLD, flagged unverified, with its source.
+    assert "| cfld-tiny | CFLD (256x176) | ssim_w51 | 0.7378 | 0.6100 |" in md and "| unverified |" in md
+    cfld_256 = md.split("## Protocol `cfld-256`")[1].split("## Protocol sensitivity")[0]
+    assert "unverified; not comparable: this run is on the synthetic set" in cfld_256
+    # Settings as a table, not a JSON blob.
+    assert "| Setting | Value |" in md and "| eval_size |" not in md.split("## Protocol sensitivity")[1]
+    # dvc metrics: numbers only, one file per protocol and run; dvc plots: one CSV per metric.
+    assert json.loads((out / "scores" / "cfld-256" / "cfld-tiny.json").read_text()) == {
+        "psnr": 16.3,
+        "ssim_w51": 0.6,
+    }
+    plot = (out / "plots" / "pgpis-v1" / "ssim_w51.csv").read_text().splitlines()
+    assert plot[0] == "run,value,ci95_low,ci95_high" and plot[1].startswith("cfld-tiny,0.61,")
+    rows = list(csv.DictReader(io.StringIO((out / "m.csv").read_text())))
+    assert sorted((r["protocol"], r["run"]) for r in rows) == sorted(
+        (p, r) for p in ("pgpis-v1", "cfld-256") for r in ("copy-source", "cfld-tiny")
+    )
+    page = (out / "i.html").read_text()
+    assert 'class="banner"' in page and "Protocol sensitivity" in page and "Paper-reported" in page
+    # A scores file of a run no longer reported is removed (the folder mirrors the report).
+    stale = out / "scores" / "pidm" / "gone.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+    assert main(argv) == 0 and not stale.exists() and not stale.parent.exists()
