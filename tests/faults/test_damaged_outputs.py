@@ -11,14 +11,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _faults import REPO, dead_pid, digest_tree, inshop_tree, run_pgpis, synth_args, temporaries
+from _faults import REPO, TEMP_PREFIX, dead_pid, digest_tree, inshop_tree, run_pgpis, synth_args, temporaries
 from PIL import Image
 
 from bench.cli.main import main
-from bench.generate import png_problem
-from bench.io import TEMP_PREFIX, temp_owner
 
 GENERATE = ["generate", "--method", "pose-warp", "--no-progress"]
+
+
+def test_one_prefix_for_every_temporary() -> None:
+    from bench import io
+
+    assert io.TEMP_PREFIX == TEMP_PREFIX and io.temp_owner().startswith(TEMP_PREFIX)
 
 
 def test_damaged_pngs_are_generated_again_and_counted(tiny_synth: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
@@ -36,6 +40,8 @@ def test_damaged_pngs_are_generated_again_and_counted(tiny_synth: Path, tmp_path
     buf = io.BytesIO()
     Image.fromarray(np.zeros((128, 88, 3), np.uint8)).save(buf, format="PNG")
     pngs[3].write_bytes(buf.getvalue())  # a whole PNG of the wrong size
+    from bench.generate import png_problem
+
     assert all(png_problem(p, (256, 176)) for p in pngs[:4])
     capsys.readouterr()
     assert main([*args, "--out", str(out)]) == 0
@@ -48,6 +54,8 @@ def test_damaged_pngs_are_generated_again_and_counted(tiny_synth: Path, tmp_path
 def test_png_check_is_cheap_compared_with_a_decode(tiny_synth: Path, tmp_path: Path) -> None:
     """The resume check reads each file once and checks CRCs without inflating pixels: measured against
     PIL's full decode on the same files (ratio printed; asserted only loosely, the machine is shared)."""
+    from bench.generate import png_problem
+
     out = tmp_path / "gen"
     assert main([*GENERATE, "--dataset", str(tiny_synth), "--out", str(out)]) == 0
     pngs = sorted(out.glob("*.png")) * 20
@@ -73,6 +81,8 @@ def test_png_check_is_cheap_compared_with_a_decode(tiny_synth: Path, tmp_path: P
 
 def plant_stale(folder: Path, name: str, directory: bool = False) -> Path:
     """A temporary of ours left by a killed run (its pid no longer runs)."""
+    from bench.io import temp_owner
+
     path = folder / f"{temp_owner(dead_pid())}-{name}.x1y2z3"
     if directory:
         (path / "sub").mkdir(parents=True)
@@ -84,6 +94,8 @@ def plant_stale(folder: Path, name: str, directory: bool = False) -> Path:
 
 def test_stale_temporaries_are_removed_by_the_next_run_only_ours(tiny_synth: Path, tmp_path: Path) -> None:
     """The table row: temporaries of a killed cache write, synth or prepare were never cleaned."""
+    from bench.io import temp_owner
+
     # generate: a killed PNG write
     out = tmp_path / "gen"
     out.mkdir()
@@ -117,7 +129,7 @@ def test_stale_temporaries_are_removed_by_the_next_run_only_ours(tiny_synth: Pat
 def test_a_folder_moved_aside_by_a_killed_swap_is_put_back(tmp_path: Path) -> None:
     """Killed between moving the old folder aside and renaming the new one in: the user's folder is
     restored by the next run, not deleted as a temporary."""
-    from bench.io import atomic_dir
+    from bench.io import atomic_dir, temp_owner
 
     moved = tmp_path / f"{temp_owner(dead_pid())}.old-ds"
     moved.mkdir()

@@ -85,9 +85,13 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> None:
     (weights.checkpoints_dir() / spec.filename).symlink_to(store)
 
 
-def test_refstats_killed_then_rerun(tiny_synth: Path, tmp_path: Path, inception_weights: None) -> None:
+def test_refstats_killed_then_rerun(tmp_path: Path, inception_weights: None) -> None:
+    from bench.data.synth import SynthSettings, synthesize
+
     rng = random.Random(SEED + 3)
-    args = ["refstats", "--dataset", str(tiny_synth), "--protocol", "cfld-256", "--allow-unverified-weights",
+    dataset = tmp_path / "two-train-images"  # cfld-256's statistics cover train_highres: keep it at 2 images
+    synthesize(dataset, SynthSettings(train_identities=1, test_identities=1, images_per_identity=2))
+    args = ["refstats", "--dataset", str(dataset), "--protocol", "cfld-256", "--allow-unverified-weights",
             "--no-progress", "--workers", "0"]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "reference" / "stats.npz")]) == 0
     out = tmp_path / "killed"
@@ -111,7 +115,7 @@ def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
 
     rng = random.Random(SEED + 4)
     config = tmp_path / "micro.yaml"
-    config.write_text(yaml.safe_dump({**MICRO_TRAIN, "checkpoint_every": 2}))
+    config.write_text(yaml.safe_dump({**MICRO_TRAIN, "checkpoint_every": 1}))
     args = [
         "train",
         "--method",
@@ -121,7 +125,7 @@ def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
         "--dataset",
         str(tiny_synth),
         "--max-steps",
-        "4",
+        "3",
     ]
     with torch_threads(1):
         assert main([*args, "--out", str(tmp_path / "reference")]) == 0

@@ -17,7 +17,6 @@ from _faults import inshop_tree, pgpis_command, run_pgpis, synth_args, temporari
 
 from bench import io as bench_io
 from bench.cli.main import main
-from bench.generate import png_problem
 
 GENERATE = ["generate", "--method", "pose-warp", "--batch-size", "1", "--no-progress"]
 
@@ -39,6 +38,8 @@ def test_generate_past_the_file_size_limit(tiny_synth: Path, tmp_path: Path) -> 
     assert_clean_failure(result.returncode, result.stderr, "file size limit", ".png")
     assert temporaries(out) == []
     # Whatever was written is whole: a rerun with room finishes it.
+    from bench.generate import png_problem
+
     assert all(png_problem(p, (256, 176)) is None for p in out.glob("*.png"))
     assert main([*GENERATE, "--dataset", str(tiny_synth), "--out", str(out)]) == 0
 
