@@ -102,7 +102,7 @@ def test_stale_temporaries_are_removed_by_the_next_run_only_ours(tiny_synth: Pat
     stale = plant_stale(out, "x_2_y.png")
     alive = out / f"{temp_owner(os.getppid())}-x_2_y.png.a1b2c3.png"  # a live process's: kept
     alive.write_bytes(b"in progress")
-    foreign = out / ".x_2_y.png.abcdef.png"  # not our prefix: never touched
+    foreign = out / ".x_2_y.png.swp"  # not our prefix (an editor's swap file): never touched
     foreign.write_bytes(b"someone else's")
     other_host = out / f"{TEMP_PREFIX}000000-{dead_pid()}-x_2_y.png.a1b2c3.png"  # a rank on another machine
     other_host.write_bytes(b"in progress elsewhere")
