@@ -346,8 +346,8 @@ def split_file_problems(
     pair_rows = read_pairs(pairs)
     used = list(dict.fromkeys(n for pair in pair_rows for n in pair))
     for path, reader, what in (
-        (annotations, read_annotations, "annotated in"),
-        (listing, read_list, "listed in"),
+        (annotations, read_annotations, "annotation file"),
+        (listing, read_list, "list file"),
     ):
         if path is None:
             continue
@@ -355,7 +355,7 @@ def split_file_problems(
         missing = [n for n in used if n not in known]
         if missing:
             problems.append(
-                f"{len(missing)} image(s) of {pairs} are not {what} {path}, e.g. " + ", ".join(missing[:5])
+                f"{len(missing)} image(s) of {pairs} are not in {what} {path}, e.g. " + ", ".join(missing[:5])
             )
     by_id: dict[str, tuple[str, str]] = {}
     for pair in pair_rows:

@@ -183,6 +183,8 @@ def fetch_deepfashion(
                 problems = _check_consistency({name: staged.get(name, out / name) for name in files})
             except DataError as err:
                 problems = [str(err)]
+        # A downloaded file is named as such, not by its temporary folder (deleted when this fails).
+        problems = [p.replace(f"{stage}{os.sep}", "(downloaded) ") for p in problems]
         if problems:
             raise DataError(_verification_failure(out, list(staged), present, problems, catalog))
         record_json = {
