@@ -84,9 +84,9 @@ def test_prepare_refuses_bad_split_csvs_before_placing_images(
     code = main(["prepare", "--images", str(images), "--splits", str(splits), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
-    assert "fasion-resize-pairs-test.csv" in err and "not in list file" in err and "also_unknown.jpg" in err, (
-        err
-    )
+    assert (
+        "fasion-resize-pairs-test.csv" in err and "not in list file" in err and "also_unknown.jpg" in err
+    ), err
     assert not (out / "test_highres").exists() and not (out / "fasion-resize-pairs-test.csv").exists()
     # A malformed row is refused with its line.
     pairs.write_text("from,to\na.jpg\n")
