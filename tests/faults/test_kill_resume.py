@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from _faults import digest_tree, inshop_tree, kill_during_write, synth_args, temporaries
+from _faults import TEMP_PREFIX, digest_tree, inshop_tree, kill_during_write, synth_args, temporaries
 
 from bench.cli.main import main
 
@@ -130,8 +130,8 @@ def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
     with torch_threads(1):
         assert main([*args, "--out", str(tmp_path / "reference")]) == 0
         out = tmp_path / "killed"
-        # Checkpoints are staged in checkpoints/.tmp_step_*; the kill lands while one is being written.
-        assert kill_during_write([*args, "--out", str(out)], out, rng, prefix=".tmp_step_")
+        # Checkpoints are staged in checkpoints/.pgpis-tmp-step_*; the kill lands while one is being written.
+        assert kill_during_write([*args, "--out", str(out)], out, rng, prefix=f"{TEMP_PREFIX}step_")
         assert main([*args, "--out", str(out), "--resume"]) == 0
     ref = tmp_path / "reference" / "model"
     for name in ("config.json", "pipeline.json"):
