@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 
 from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
-from bench.io import atomic_path, write_json_atomic
+from bench.io import TEMP_PREFIX, atomic_path, write_json_atomic
 from bench.seeding import pair_seed
 
 if TYPE_CHECKING:  # at run time these load lazily (module __getattr__ below)
@@ -210,6 +210,7 @@ __all__ = [
     "PairBatch",
     "PairDataset",
     "PoseMapKind",
+    "TEMP_PREFIX",
     "atomic_path",
     "image_tensor",
     "load_image",

@@ -4,8 +4,9 @@ Guarantees (tested in ``tests/engine``):
 - an image depends only on (method settings, seed, pair id, dataset): each pair gets its own
   generator from :func:`bench.seeding.pair_generators`, so batch size, number of processes
   and interruptions do not change a single byte;
-- every PNG is written atomically, so an existing PNG is whole, and a rerun skips it and
-  regenerates only what is missing;
+- every PNG is written atomically, and a rerun checks each existing PNG (:func:`png_problem`:
+  signature, size, every chunk's CRC, the final IEND) and regenerates only what is missing or
+  damaged (a file truncated or emptied by a copy, a full disk or a hand edit), saying how many;
 - ``manifest.json`` is written before the first image; a folder made with other settings is
   refused untouched;
 - under ``accelerate launch`` each process takes every ``world``-th still-missing pair, the list
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import torch
 
 from bench.api import Method
 from bench.errors import ConfigError
-from bench.io import save_png_atomic, write_json_atomic
+from bench.io import TEMP_PREFIX, check_writable, remove_stale_temps, save_png_atomic, write_json_atomic
 from bench.manifest import MANIFEST_NAME, check_output_folder, file_sha256, path_sha256, strings_sha256
 from bench.seeding import pair_generators
 
@@ -60,6 +63,7 @@ class GenerateResult:
     rank: int = 0
     world: int = 1
     num_unavailable: int = 0  # pairs the method cannot produce (Method.unavailable), left out
+    damaged: list[str] = field(default_factory=list)  # existing PNGs found damaged, regenerated (names)
 
 
 class _Processes:
@@ -164,10 +168,49 @@ def generation_settings(method: Method, opts: GenerateOptions, dataset: Any, dev
     }
 
 
-def _remove_stale_temps(out: Path) -> None:
-    # A run killed inside bench.io.atomic_path leaves ".<name>.png.<random>.png"; never a real output.
-    for tmp in out.glob(".*.png.*"):
-        tmp.unlink(missing_ok=True)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_problem(path: str | os.PathLike, size: tuple[int, int]) -> str | None:
+    """None if ``path`` is a complete 8-bit RGB PNG of ``size`` (H, W), else what is wrong with it.
+
+    The file is read once and walked chunk by chunk: the signature, IHDR's size and pixel format,
+    every chunk's CRC-32 and the final IEND. That catches an empty, truncated, overwritten or
+    wrong-size file without inflating the pixels (a full decode costs ~10x more per image,
+    measured in tests/faults/test_generate_faults.py); a PNG that passes has exactly the bytes its
+    writer produced, and ours are written by PIL, so it decodes.
+    """
+    try:
+        data = memoryview(Path(path).read_bytes())
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
+    if len(data) == 0:
+        return "empty (0 bytes)"
+    if bytes(data[:8]) != _PNG_SIGNATURE:
+        return "not a PNG (bad signature)"
+    pos, first = 8, True
+    while True:
+        if pos + 12 > len(data):
+            return f"truncated at byte {len(data)} (no IEND chunk)"
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return f"truncated at byte {len(data)} (inside a {kind.decode('latin-1')} chunk)"
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(data[pos + 4 : end - 4]) != crc:
+            return f"damaged (CRC mismatch in a {kind.decode('latin-1')} chunk at byte {pos})"
+        if first:
+            if kind != b"IHDR" or length != 13:
+                return "damaged (no IHDR chunk first)"
+            width, height, depth, colour = struct.unpack(">IIBB", data[pos + 8 : pos + 18])
+            if (height, width) != tuple(size):
+                return f"{height}x{width} instead of {size[0]}x{size[1]}"
+            if (depth, colour) != (8, 2):
+                return f"not 8-bit RGB (bit depth {depth}, colour type {colour})"
+            first = False
+        if kind == b"IEND":
+            return None
+        pos = end
 
 
 def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateResult:
@@ -175,7 +218,7 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from bench.data.deepfashion import DeepFashionDataset, pair_id
+    from bench.data.deepfashion import pair_id, validate_dataset
     from bench.data.loader import PairDataset, collate_pairs
     from bench.versions import versions_record
 
@@ -184,13 +227,14 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
     if opts.limit is not None and opts.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {opts.limit}")
     check_device(opts.device)
+    # A read-only, full or non-folder --out fails now, before the model is loaded.
+    check_writable([Path(opts.out) / MANIFEST_NAME])
     procs = _Processes(opts.device)
     device = procs.device(opts.device)
     if method is None:
         method = load_method_for(opts.method, opts.config, opts.checkpoint, device)
-    dataset = DeepFashionDataset(opts.dataset, opts.split)
     # Every missing or unannotated image is reported at once, before any output folder exists.
-    dataset.validate()
+    dataset = validate_dataset(opts.dataset, opts.split)
     out = Path(opts.out)
 
     settings = generation_settings(method, opts, dataset, device)
@@ -202,14 +246,29 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
         raise ConfigError(
             f"{dataset.pairs_path}: duplicate pairs would write the same file twice; remove them"
         )
-    # Computed on every rank before the barrier, i.e. before any rank writes an image.
-    absent = [(i, pid) for i, pid in zip(indices, ids) if not (out / f"{pid}.png").exists()]
+    # Computed on every rank before the barrier, i.e. before any rank writes an image. A damaged PNG
+    # counts as absent: every rank sees the same file, so all agree on what is missing.
+    size = (int(opts.size[0]), int(opts.size[1]))
+    absent, damaged = [], []
+    for i, pid in zip(indices, ids):
+        path = out / f"{pid}.png"
+        if not path.exists():
+            absent.append((i, pid))
+        elif (problem := png_problem(path, size)) is not None:
+            absent.append((i, pid))
+            damaged.append(pid)
+            log.warning("%s: %s; it will be generated again", path, problem)
     unavailable = method.unavailable([dataset.pairs[i] for i, _ in absent]) if absent else {}
     missing = [i for i, pid in absent if pid not in unavailable]
     procs.barrier()
     if procs.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(out)
+        remove_stale_temps(out)
+        for legacy in out.glob(".*.png.*.png"):  # written by versions before bench.io's common prefix
+            if not legacy.name.startswith(TEMP_PREFIX):
+                legacy.unlink(missing_ok=True)
+        for pid in damaged:  # also those of pairs the method cannot produce: never leave a damaged image
+            (out / f"{pid}.png").unlink(missing_ok=True)
         write_json_atomic(
             out / MANIFEST_NAME,
             {
@@ -240,7 +299,6 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
         num_workers=opts.num_workers,
         collate_fn=collate_pairs,
     )
-    size = (int(opts.size[0]), int(opts.size[1]))
     done = 0
     with tqdm(
         total=len(mine),
@@ -262,7 +320,14 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
     procs.barrier()
     existing = len(ids) - len(missing) - len(unavailable)
     result = GenerateResult(
-        out, len(ids), existing, done, rank=procs.rank, world=procs.world, num_unavailable=len(unavailable)
+        out,
+        len(ids),
+        existing,
+        done,
+        rank=procs.rank,
+        world=procs.world,
+        num_unavailable=len(unavailable),
+        damaged=damaged,
     )
     log.debug(
         "%s: %d pairs, %d already present, %d generated by process %d/%d",

@@ -146,6 +146,9 @@ def summary_lines(record: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.data.deepfashion import validate_dataset  # the same dataset rules as generate
+
+    validate_dataset(args.dataset, args.split)
     from bench.data.deepfashion import DeepFashionDataset
     from bench.errors import ConfigError
     from bench.metrics.engine import EvalOptions, evaluate, write_outputs

@@ -117,6 +117,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.data.deepfashion import validate_dataset  # the same dataset rules as generate
+
+    validate_dataset(args.dataset, args.split)
     from bench.data.deepfashion import DeepFashionDataset
     from bench.errors import ConfigError
     from bench.io import save_png_atomic, write_bytes_atomic, write_json_atomic

@@ -17,9 +17,10 @@ output:
                                     the number of pairs, package versions and the git commit
 
 resume and safety:
-  Rerunning the same command skips every PNG that exists (PNGs are written to a temporary file
-  and renamed, so an existing PNG is always whole) and regenerates only the missing ones; the
-  result is byte-identical to an uninterrupted run. Each pair's random generator is seeded from
+  Rerunning the same command skips every PNG that exists and is whole (PNGs are written to a
+  temporary file and renamed; each existing PNG's size, chunk CRCs and end are checked, and an
+  empty, truncated or wrong-size one is generated again and counted) and regenerates only the
+  missing ones; the result is byte-identical to an uninterrupted run. Each pair's random generator is seeded from
   (--seed, pair id), so --batch-size, --num-workers and the number of processes do not change
   the images. A folder whose manifest records other settings (method config, checkpoint, seed,
   size, split, dataset annotations, device type) is refused without touching it.
@@ -47,6 +48,11 @@ def load_config(path: str | None) -> dict[str, Any]:
     except OSError as err:
         raise ConfigError(
             f"{p}: cannot read the method config ({err.strerror}); check the --config path"
+        ) from None
+    except UnicodeDecodeError as err:
+        line = p.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p}: line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the config as UTF-8"
         ) from None
     if p.suffix.lower() == ".json":
         try:
@@ -148,6 +154,13 @@ def run(args: argparse.Namespace) -> int:
     )
     result = generate(opts)
     if result.rank == 0:
+        if result.damaged:
+            shown = ", ".join(f"{pid}.png" for pid in result.damaged[:5])
+            more = f" and {len(result.damaged) - 5} more" if len(result.damaged) > 5 else ""
+            print(
+                f"{result.out}: {len(result.damaged)} existing image(s) were damaged (empty, truncated or of the "
+                f"wrong size) and were generated again: {shown}{more}"
+            )
         print(
             f"{result.out}: {result.num_pairs} pairs, {result.num_existing} already present, "
             f"{result.num_pairs - result.num_existing - result.num_unavailable} generated"

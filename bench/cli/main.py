@@ -8,8 +8,10 @@ Modules keep heavy imports (torch, diffusers) inside ``run`` so that ``pgpis --h
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 
 from bench import __version__
@@ -56,23 +58,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What to do about an OS error, by errno; the message always names the path first.
+_OS_ADVICE: dict[int, str] = {
+    errno.ENOSPC: "the disk is full: free space or choose an output folder on another disk, then rerun",
+    errno.EFBIG: "the file is larger than allowed (a file size limit, `ulimit -f`, or the file system's "
+    "maximum): raise the limit or choose another disk, then rerun",
+    errno.EDQUOT: "the disk quota is exhausted: free space or choose another disk, then rerun",
+    errno.EACCES: "permission denied: make it readable/writable for you (chmod/chown) or choose another path",
+    errno.EPERM: "operation not permitted: check its owner and permissions, or choose another path",
+    errno.EROFS: "the file system is read-only: choose an output path on a writable disk",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.ENOTDIR: "a component of the path is not a folder: check the path",
+    errno.EISDIR: "is a folder where a file was expected: check the path",
+    errno.EMFILE: "too many open files: raise `ulimit -n` or use fewer --num-workers",
+}
+# The exit status of a process killed by SIGPIPE (128 + 13), what shell tools report for `| head`.
+EXIT_BROKEN_PIPE = 141
+
+
+def os_error_message(err: OSError) -> str:
+    """One line naming the path (when the OS gave one), what happened and what to do."""
+    where = err.filename if err.filename is not None else None
+    if err.filename2 is not None:
+        where = f"{err.filename} -> {err.filename2}"
+    advice = _OS_ADVICE.get(err.errno or -1, f"{err.strerror or err}: check the path and rerun")
+    detail = f" ({err.strerror})" if err.strerror and err.errno in _OS_ADVICE else ""
+    prefix = f"{where}: " if where is not None else ""
+    return f"{prefix}{advice}{detail}. Finished outputs are kept; rerunning the command resumes"
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe (`pgpis ... | head -1`) send what is left to /dev/null, so that Python's own
+    flush at exit does not raise again (the recipe of the Python docs, signal module, SIGPIPE note)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    command = "pgpis"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"pgpis {args.command}" if getattr(args, "command", None) else "pgpis"
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        if not getattr(args, "func", None):
+            parser.print_help()
+            sys.stdout.flush()
+            return 2
         result = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is handled here, not at exit
     except BenchError as err:
-        print(f"pgpis {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"pgpis {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"{command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader closed the pipe (e.g. `| head -1`): it has what it wanted; no message, as for any
+        # Unix tool, and the exit status of a SIGPIPE.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as err:
+        print(f"{command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
+    except UnicodeError as err:
+        print(
+            f"{command}: error: text encoding problem ({err}); file names and text must be UTF-8, or set "
+            "PYTHONIOENCODING=utf-8 (or a UTF-8 locale) when the terminal cannot show them",
+            file=sys.stderr,
+        )
+        return 2
     return int(result or 0)
 
 

@@ -60,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bench.data.synth import DEFAULT_POSES, SynthSettings, synthesize
+    from bench.io import check_writable
+
+    check_writable(
+        [f"{args.out}/DATASET.json"]
+    )  # the dataset is built beside --out: fail now, not at the end
 
     settings = SynthSettings(
         seed=args.seed,

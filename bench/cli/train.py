@@ -50,5 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"method {args.method!r} cannot be trained (it has no training loop)")
     if args.max_steps is not None and args.max_steps < 1:
         raise ConfigError(f"--max-steps must be >= 1, got {args.max_steps}")
+    from bench.io import check_writable_folder
+
+    check_writable_folder(args.out)  # fail before the model is built, not at the first checkpoint
     cls().train(args)
     return 0

@@ -148,6 +148,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_make(args: argparse.Namespace) -> int:
+    from bench.data.deepfashion import validate_dataset  # the same dataset rules as generate
+
+    validate_dataset(args.dataset, args.split)
     from bench.data.deepfashion import DeepFashionDataset
     from bench.report.generated import complete_pairs, expand_generated
     from bench.report.user_study import StudySettings

@@ -71,37 +71,109 @@ def _read_lines(path: str | os.PathLike, what: str) -> list[str]:
     return text.splitlines()
 
 
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Headers of an index column written by pandas.to_csv(index=True) (empty, or "Unnamed: 0" once re-saved).
+_INDEX_HEADERS = ("", "unnamed: 0", "index")
+
+
+def _looks_like_image(field: str) -> bool:
+    return _unquote(field).lower().endswith(_IMAGE_SUFFIXES)
+
+
+def _unquote(field: str) -> str:
+    """A field without surrounding whitespace and the double quotes a spreadsheet may add."""
+    field = field.strip()
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        field = field[1:-1].strip()
+    return field
+
+
+def canonical_name(raw: str, path: Path, lineno: int) -> str:
+    """An image name as the split files use it: the flat form.
+
+    Copies of the split circulate with names in In-shop path form (``fashion/WOMEN/Dresses/id_00000035/
+    04_7_additional.jpg``, also with ``img/`` or ``img_highres/`` as root or with Windows separators);
+    they are flattened (deepfashion.md §4). A name with a separator that is not an In-shop path is refused.
+    """
+    name = _unquote(raw)
+    if not name:
+        raise DataError(f"{path}: line {lineno}: the image name is empty")
+    if "/" in name or "\\" in name:
+        try:
+            return flatten_name(name.replace("\\", "/"))
+        except DataError:
+            raise DataError(
+                f"{path}: line {lineno}: {name!r} is neither a flat name like "
+                "fashionWOMENDressesid0000003504_7additional.jpg nor an In-shop path "
+                "<root>/<GENDER>/<Category>/id_<8 digits>/<NN>_<k>_<view>.jpg"
+            ) from None
+    return name
+
+
+def _fields(line: str, sep: str) -> list[str]:
+    """The separated fields of a line, without the empty trailing cells a spreadsheet export appends."""
+    fields = line.split(sep)
+    while len(fields) > 1 and not fields[-1].strip():
+        fields.pop()
+    return fields
+
+
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """Read a pairs CSV (header ``from,to``) into ``[(source, target), ...]`` in file order."""
+    """Read a pairs CSV into ``[(source, target), ...]`` (flat names) in file order.
+
+    Accepted forms, all read to the same pairs: the header ``from,to`` (pandas ``to_csv(index=False)``),
+    no header (e.g. AttentionGAN's copy), an index column (``,from,to`` / ``0,a.jpg,b.jpg``, pandas'
+    default), names in flat or In-shop path form, a BOM, CRLF, spaces or quotes around names, empty
+    trailing cells. A repeated pair is refused with both line numbers.
+    """
     path = Path(path)
     lines = _read_lines(path, "pairs file")
-    if not lines or not lines[0].strip():
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
         raise DataError(
             f"{path}: the pairs file is empty (expected the header 'from,to' and one pair per row)"
         )
-    header = tuple(field.strip() for field in lines[0].split(","))
-    if header != PAIRS_HEADER:
+    first_no, first = numbered[0]
+    head = [_unquote(f).lower() for f in _fields(first, ",")]
+    index_column = False
+    if head == list(PAIRS_HEADER):
+        numbered = numbered[1:]
+    elif len(head) == 3 and head[0] in _INDEX_HEADERS and head[1:] == list(PAIRS_HEADER):
+        numbered, index_column = numbered[1:], True
+    elif len(head) == 2 and all(_looks_like_image(f) for f in head):
+        pass  # no header: the first line is already a pair
+    elif len(head) == 3 and head[0].isdigit() and all(_looks_like_image(f) for f in head[1:]):
+        index_column = True  # index column without a header
+    else:
         raise DataError(
-            f"{path}: line 1: expected the comma-separated header 'from,to', found {lines[0][:80]!r}; "
-            "a pairs file must be written like pandas.to_csv(index=False) with columns from,to"
+            f"{path}: line {first_no}: expected the comma-separated header 'from,to' (or a first pair of image "
+            f"names), found {first[:80]!r}; a pairs file must be written like pandas.to_csv(index=False) with "
+            "columns from,to"
         )
     pairs: list[tuple[str, str]] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = [field.strip() for field in line.split(",")]
-        if len(fields) != 2 or not fields[0] or not fields[1]:
+    seen: dict[tuple[str, str], int] = {}
+    width = 3 if index_column else 2
+    for lineno, line in numbered:
+        fields = _fields(line, ",")
+        if len(fields) != width or not all(_unquote(f) for f in fields):
+            form = "index,from,to" if index_column else "from,to"
             raise DataError(
-                f"{path}: line {lineno}: expected 2 comma-separated names 'from,to', found {line[:120]!r}"
+                f"{path}: line {lineno}: expected {width} comma-separated fields '{form}', found {line[:120]!r}"
             )
-        pairs.append((fields[0], fields[1]))
+        if index_column:
+            fields = fields[1:]
+        pair = (canonical_name(fields[0], path, lineno), canonical_name(fields[1], path, lineno))
+        if pair in seen:
+            raise DataError(f"{path}: line {lineno}: the pair {pair[0]},{pair[1]} repeats line {seen[pair]}")
+        seen[pair] = lineno
+        pairs.append(pair)
     if not pairs:
         raise DataError(f"{path}: the pairs file has a header but no pairs")
     return pairs
 
 
 def _parse_int_list(text: str, path: Path, lineno: int, column: str) -> list[int]:
-    text = text.strip()
+    text = _unquote(text)
     if not (text.startswith("[") and text.endswith("]")):
         raise DataError(
             f"{path}: line {lineno}: {column} must be a list like [y0, ..., y17], found {text[:60]!r}"
@@ -121,27 +193,40 @@ def _parse_int_list(text: str, path: Path, lineno: int, column: str) -> list[int
     return values
 
 
-def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read an annotation CSV into ``{name: int32 array (18, 2) of (y, x)}``; -1 marks a missing point.
+def _annotation_fields(line: str) -> list[str]:
+    # A row saved through a spreadsheet may be quoted whole or padded with empty cells after the x list.
+    line = _unquote(line.strip())
+    if "]" in line:
+        line = line[: line.rindex("]") + 1] + line[line.rindex("]") + 1 :].rstrip(", \t")
+    return line.split(":")
 
-    Both the original writer's form (``name: [..]: [..]``) and the unspaced form parse the same.
+
+def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read an annotation CSV into ``{flat name: int32 array (18, 2) of (y, x)}``; -1 marks a missing point.
+
+    Accepted forms, all read to the same keypoints: the original writer's ``name: [..]: [..]`` and the
+    unspaced form, the header ``name:keypoints_y:keypoints_x`` (also padded with empty cells, as
+    Step-Network's copy) or none, names in flat or In-shop path form, a BOM, CRLF, any spacing in the
+    lists, rows padded with empty cells.
     """
     path = Path(path)
     lines = _read_lines(path, "annotation file")
-    if not lines or not lines[0].strip():
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
         raise DataError(
             f"{path}: the annotation file is empty (expected the header 'name:keypoints_y:keypoints_x')"
         )
-    header = tuple(field.strip() for field in lines[0].split(":"))
-    if header != ANNOTATION_HEADER:
+    first_no, first = numbered[0]
+    header = tuple(_unquote(f) for f in _fields(first.rstrip(", \t"), ":"))
+    if header == ANNOTATION_HEADER:
+        numbered = numbered[1:]
+    elif not (len(header) == 3 and "[" in first):  # not a headerless first row either
         raise DataError(
-            f"{path}: line 1: expected the ':'-separated header 'name:keypoints_y:keypoints_x', "
-            f"found {lines[0][:80]!r} (wrong separator or columns?)"
+            f"{path}: line {first_no}: expected the ':'-separated header 'name:keypoints_y:keypoints_x', "
+            f"found {first[:80]!r} (wrong separator or columns?)"
         )
     out: dict[str, np.ndarray] = {}
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
+    for lineno, line in numbered:
         name, kps = parse_annotation_row(line, path, lineno)
         if name in out:
             raise DataError(f"{path}: line {lineno}: image {name} is annotated twice")
@@ -150,26 +235,34 @@ def read_annotations(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def parse_annotation_row(line: str, path: str | os.PathLike, lineno: int) -> tuple[str, np.ndarray]:
-    """One annotation row ``name:[y0, ..., y17]:[x0, ..., x17]`` -> (name, int32 (18, 2) of (y, x))."""
+    """One annotation row ``name:[y0, ..., y17]:[x0, ..., x17]`` (any circulating form) -> (flat name,
+    int32 (18, 2) of (y, x))."""
     path = Path(path)
-    fields = line.split(":")
+    fields = _annotation_fields(line)
     if len(fields) != 3:
         raise DataError(
             f"{path}: line {lineno}: expected 3 ':'-separated fields 'name:[y list]:[x list]', "
             f"found {len(fields)}: {line[:120]!r}"
         )
-    name = fields[0].strip()
-    if not name:
-        raise DataError(f"{path}: line {lineno}: the image name is empty")
+    name = canonical_name(fields[0], path, lineno)
     ys = _parse_int_list(fields[1], path, lineno, "keypoints_y")
     xs = _parse_int_list(fields[2], path, lineno, "keypoints_x")
     return name, np.array([ys, xs], dtype=np.int32).T.copy()
 
 
 def read_list(path: str | os.PathLike) -> list[str]:
-    """Read ``train.lst``/``test.lst``: one flattened image name per line, no header."""
+    """Read ``train.lst``/``test.lst``: one image name per line (flat or In-shop path form), no header."""
     path = Path(path)
-    names = [line.strip() for line in _read_lines(path, "image list") if line.strip()]
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(_read_lines(path, "image list"), start=1):
+        if not line.strip():
+            continue
+        name = canonical_name(line, path, lineno)
+        if name in seen:
+            raise DataError(f"{path}: line {lineno}: {name} is listed twice (first on line {seen[name]})")
+        seen[name] = lineno
+        names.append(name)
     if not names:
         raise DataError(f"{path}: the image list is empty (expected one image name per line)")
     return names
@@ -254,6 +347,44 @@ def image_tensor(image: Image.Image, size: tuple[int, int] | None = None) -> tor
     return TF.to_tensor(rgb)
 
 
+def split_file_problems(
+    pairs: str | os.PathLike | None, annotations: str | os.PathLike | None, listing: str | os.PathLike | None
+) -> list[str]:
+    """Cross-check the split files of one split that exist (``None`` = absent); a file that does not
+    parse raises DataError with its line. Returns the problems: pair images not annotated or not listed,
+    and pairs that would write the same output. Used before split files are accepted into a dataset
+    root (`fetch`, `prepare`); :func:`validate_dataset` applies the same rules to a root."""
+    problems: list[str] = []
+    if pairs is None:
+        for path in (annotations, listing):
+            if path is not None:  # still must parse
+                (read_annotations if path == annotations else read_list)(path)
+        return problems
+    pair_rows = read_pairs(pairs)
+    used = list(dict.fromkeys(n for pair in pair_rows for n in pair))
+    for path, reader, what in (
+        (annotations, read_annotations, "annotation file"),
+        (listing, read_list, "list file"),
+    ):
+        if path is None:
+            continue
+        known = set(reader(path))
+        missing = [n for n in used if n not in known]
+        if missing:
+            problems.append(
+                f"{len(missing)} image(s) of {pairs} are not in {what} {path}, e.g. " + ", ".join(missing[:5])
+            )
+    by_id: dict[str, tuple[str, str]] = {}
+    for pair in pair_rows:
+        other = by_id.setdefault(pair_id(*pair), pair)
+        if other != pair:
+            problems.append(
+                f"pairs {other[0]},{other[1]} and {pair[0]},{pair[1]} of {pairs} would write the same image "
+                f"{pair_id(*pair)}.png; remove one"
+            )
+    return problems
+
+
 class DeepFashionDataset:
     """One split (``train`` or ``test``) of a dataset root in DeepFashion's on-disk format."""
 
@@ -336,5 +467,28 @@ class DeepFashionDataset:
             unlisted = [name for name in names if name not in listed]
             if unlisted:
                 problems.append(f"{len(unlisted)} pair image(s) not in {lst}: " + ", ".join(unlisted))
+        by_id: dict[str, tuple[str, str]] = {}
+        for pair in self.pairs:
+            other = by_id.setdefault(pair_id(*pair), pair)
+            if other != pair:
+                problems.append(
+                    f"pairs {other[0]},{other[1]} and {pair[0]},{pair[1]} of {self.pairs_path} would write the "
+                    f"same image {pair_id(*pair)}.png; remove one"
+                )
         if problems:
             raise DataError(f"dataset {self.root} ({self.split}) is not usable:\n- " + "\n- ".join(problems))
+
+
+def validate_dataset(
+    root: str | os.PathLike, split: str = "test", decode: bool = False
+) -> DeepFashionDataset:
+    """Open one split of a dataset root and check it: the one rule set of every command that reads a dataset.
+
+    `generate`, `evaluate`, `figures`, `user-study` and `prepare` call this, so a split one of them
+    refuses is refused by all: every split file parses (in any of the forms :func:`read_pairs`,
+    :func:`read_annotations` and :func:`read_list` accept), every pair image is annotated, listed
+    and present, and no two pairs write the same output. Raises one DataError listing every problem.
+    """
+    dataset = DeepFashionDataset(root, split)
+    dataset.validate(decode=decode)
+    return dataset

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 
 from bench.data import deepfashion as df
 from bench.errors import DataError
-from bench.io import write_json_atomic
+from bench.io import check_writable, commit_outputs, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +99,11 @@ def _check_consistency(paths: dict[str, Path]) -> list[str]:
     """Every pair image is annotated and listed (the structure of the real split, deepfashion.md §5)."""
     problems = []
     for split in df.SPLITS:
-        pairs = df.read_pairs(paths[f"fasion-resize-pairs-{split}.csv"])
-        ann = df.read_annotations(paths[f"fasion-resize-annotation-{split}.csv"])
-        listed = set(df.read_list(paths[f"{split}.lst"]))
-        used = {n for p in pairs for n in p}
-        for what, missing in (("annotation", used - set(ann)), (f"{split}.lst", used - listed)):
-            if missing:
-                problems.append(
-                    f"{len(missing)} image(s) of fasion-resize-pairs-{split}.csv are not in {what}, e.g. "
-                    + ", ".join(sorted(missing)[:5])
-                )
+        problems += df.split_file_problems(
+            paths[f"fasion-resize-pairs-{split}.csv"],
+            paths[f"fasion-resize-annotation-{split}.csv"],
+            paths[f"{split}.lst"],
+        )
     return problems
 
 
@@ -137,6 +131,7 @@ def fetch_deepfashion(
     download = download or default_download
     folder_download = folder_download or gdown_folder
     out = Path(out)
+    check_writable([out / RECORD])
     out.mkdir(parents=True, exist_ok=True)
     record = _load_record(out)
     files: dict[str, dict[str, Any]] = catalog["files"]
@@ -161,10 +156,16 @@ def fetch_deepfashion(
         report.nothing_to_do = True
         return report
 
-    stage = Path(tempfile.mkdtemp(prefix=".fetch-", dir=out))
+    stage = staging_dir(out / "downloads")
+    present = [name for name in files if name in hashes and name not in record]  # placed by hand, unchecked
     try:
         staged = _download_all(todo, stage, catalog, out, base_url, download, folder_download)
         problems = []
+        for name in present:
+            try:
+                _check_format(out / name, name)
+            except DataError as err:
+                problems.append(f"{name}: not a valid split file ({err})")
         for name, path in staged.items():
             digest = sha256_file(path)
             known = files[name].get("sha256")
@@ -178,34 +179,59 @@ def fetch_deepfashion(
                 continue
             hashes[name] = digest
         if not problems:
-            problems = _check_consistency({name: staged.get(name, out / name) for name in files})
+            try:
+                problems = _check_consistency({name: staged.get(name, out / name) for name in files})
+            except DataError as err:
+                problems = [str(err)]
+        # A downloaded file is named as such, not by its temporary folder (deleted when this fails).
+        problems = [p.replace(f"{stage}{os.sep}", "(downloaded) ") for p in problems]
         if problems:
-            raise DataError(
-                f"downloaded split files failed verification; nothing was written to {out}:\n- "
-                + "\n- ".join(problems)
-                + f"\nThe source may have changed or the download was damaged; rerun, or {_manual_hint(catalog, out)}"
-            )
-        for name, path in staged.items():
-            os.replace(path, out / name)
-            report.downloaded.append(name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    write_json_atomic(
-        out / RECORD,
-        {
+            raise DataError(_verification_failure(out, list(staged), present, problems, catalog))
+        record_json = {
             "dataset": "deepfashion",
             "source": base_url or catalog["drive_folder"],
             "files": {
                 name: {
                     "sha256": hashes[name],
-                    "bytes": (out / name).stat().st_size,
+                    "bytes": (staged.get(name) or out / name).stat().st_size,
                     "check": "published sha256" if files[name].get("sha256") else "recorded at first fetch",
                 }
                 for name in files
             },
-        },
-    )
+        }
+        # The new files and the record that vouches for them are committed as one set.
+        names = list(staged)
+        with commit_outputs([*(out / n for n in names), out / RECORD]) as temps:
+            for name, tmp in zip(names, temps):
+                os.replace(staged[name], tmp)
+            temps[-1].write_text(json.dumps(record_json, indent=2) + "\n")
+        report.downloaded.extend(names)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return report
+
+
+def _verification_failure(
+    out: Path, downloaded: list[str], present: list[str], problems: list[str], catalog: dict[str, Any]
+) -> str:
+    """Say which files failed: the ones just downloaded, or the ones already in ``out`` (placed by hand)."""
+    where = []
+    if downloaded:
+        where.append(f"downloaded now: {', '.join(downloaded)}")
+    if present:
+        where.append(f"already in {out} (placed by hand, not downloaded): {', '.join(present)}")
+    if downloaded:
+        head = f"the split files failed verification ({'; '.join(where)}); nothing was written to {out}"
+        remedy = (
+            f"The source may have changed or the download was damaged; rerun, or {_manual_hint(catalog, out)}"
+        )
+    else:
+        head = f"the split files in {out} fail verification (nothing was downloaded; {'; '.join(where)})"
+        remedy = (
+            "Replace the files named above with the standard ones (or delete them and rerun to download them), "
+            f"e.g. from {catalog['drive_folder']}"
+        )
+    return f"{head}:\n- " + "\n- ".join(problems) + f"\n{remedy}"
 
 
 def _download_all(

@@ -8,6 +8,7 @@ error, and nothing is half-written (each split folder is built aside and renamed
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import zipfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from bench.data import deepfashion as df
 from bench.errors import DataError
-from bench.io import atomic_path, staging_dir, swap_in_dir
+from bench.io import atomic_path, check_writable, commit_outputs, staging_dir, swap_in_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # In-shop is all .jpg; CFLD's walker accepts a few more
 SPLIT_FILES = (
@@ -153,6 +154,10 @@ def check_image_bytes(data: bytes, label: str) -> str | None:
     return None
 
 
+# Errors of the writing side; a copy failing with one of these is not a bad source image.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
+
+
 def _place(source: ImageSource, flat: str, dest: Path, method: str, verify: bool) -> tuple[str, str | None]:
     """Put one image at ``dest``; returns (method used, problem or None)."""
     try:
@@ -171,7 +176,13 @@ def _place(source: ImageSource, flat: str, dest: Path, method: str, verify: bool
             with atomic_path(dest) as tmp:
                 tmp.write_bytes(data)
             used = "copy"
-    except (OSError, zipfile.BadZipFile) as err:
+    except OSError as err:
+        if err.errno in _WRITE_ERRNOS or (
+            err.filename is not None and str(err.filename).startswith(str(dest.parent))
+        ):
+            raise  # the output side (a full disk, a read-only folder): not the source image's fault
+        return "copy", f"{source.index[flat]}: unreadable ({err})"
+    except zipfile.BadZipFile as err:
         return "copy", f"{source.index[flat]}: unreadable ({err})"
     problem = check_image_bytes(data, source.index[flat]) if verify and data is not None else None
     return used, problem
@@ -205,10 +216,13 @@ def prepare(
     """
     splits, out = Path(splits), Path(out)
     lists = {split: df.read_list(df.list_file(splits, split)) for split in df.SPLITS}
+    check_split_files(splits)  # bad split CSVs are refused before any image is placed
+    check_writable([df.list_file(out, split) for split in df.SPLITS])
     out.mkdir(parents=True, exist_ok=True)
     todo = [s for s in df.SPLITS if not _split_complete(df.image_dir(out, s), lists[s])]
     if not todo:
         _copy_split_files(splits, out)
+        _validate_root(out)
         return PrepareReport(copied={s: 0 for s in df.SPLITS}, skipped=True, method=link)
     source = ImageSource(images, password)
     try:
@@ -249,15 +263,43 @@ def prepare(
                     shutil.rmtree(stage)
     finally:
         source.close()
+    _validate_root(out)
     return PrepareReport(copied=copied, skipped=False, method="+".join(sorted(used)) or link)
 
 
+def check_split_files(folder: Path) -> None:
+    """Refuse split files that do not parse or do not agree with each other (one DataError, every problem)."""
+    problems: list[str] = []
+    for split in df.SPLITS:
+
+        def present(path: Path) -> Path | None:
+            return path if path.exists() else None
+
+        problems += df.split_file_problems(
+            present(df.pairs_file(folder, split)),
+            present(df.annotation_file(folder, split)),
+            present(df.list_file(folder, split)),
+        )
+    if problems:
+        raise DataError(
+            f"{folder}: the split files do not agree with each other; nothing was written:\n- "
+            + "\n- ".join(problems)
+            + "\nReplace them with the standard split files (`pgpis fetch deepfashion --out ROOT`)"
+        )
+
+
+def _validate_root(out: Path) -> None:
+    # The prepared root passes the check every command that reads a dataset makes (validate_dataset).
+    for split in df.SPLITS:
+        if df.pairs_file(out, split).exists() and df.annotation_file(out, split).exists():
+            df.validate_dataset(out, split)
+
+
 def _copy_split_files(splits: Path, out: Path) -> None:
-    """Give ``out`` its own copy of the split files, so it is a complete dataset root."""
+    """Give ``out`` its own copy of the split files, so it is a complete dataset root (all or none)."""
     if splits.resolve() == out.resolve():
         return
-    for name in SPLIT_FILES:
-        src = splits / name
-        if src.exists():
-            with atomic_path(out / name) as tmp:
-                shutil.copyfile(src, tmp)
+    names = [name for name in SPLIT_FILES if (splits / name).exists()]
+    with commit_outputs([out / name for name in names]) as temps:
+        for name, tmp in zip(names, temps):
+            shutil.copyfile(splits / name, tmp)

@@ -47,7 +47,16 @@ def _load_component(cls: Any, path_or_hub_id: str | os.PathLike, subfolder: str,
             raise _missing_sd(str(path), subfolder, "no config.json")
         if not any((folder / n).is_file() for n in _WEIGHT_NAMES):
             raise _missing_sd(str(folder), subfolder, f"no {_WEIGHT_NAMES[0]} or {_WEIGHT_NAMES[1]}")
-        return cls.from_pretrained(folder, **kw)
+        try:
+            return cls.from_pretrained(folder, **kw)
+        except Exception as e:  # noqa: BLE001 - a refused pickle, a damaged file, a bad config: all the user's file
+            weights = next(folder / n for n in _WEIGHT_NAMES if (folder / n).is_file())
+            raise DataError(
+                f"{weights}: cannot load the SD-1.5 {subfolder} weights ({str(e).strip().splitlines()[0][:300]}). "
+                "Weights are loaded safely (safetensors, or torch.load(weights_only=True)), so a .bin holding "
+                "pickled code or a damaged file is refused. Replace the folder's files with clean copies, preferably "
+                f"{subfolder}/{_WEIGHT_NAMES[0]} from the Hugging Face repo {SD15_HUB_ID}"
+            ) from None
     hub_id = str(path_or_hub_id)
     if hub_id.count("/") != 1 or hub_id.startswith((".", "/")):
         raise _missing_sd(hub_id, subfolder, "neither an existing folder nor a hub id 'owner/name'")

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import ConfigError, pair_seed, write_json_atomic
+from bench.api import TEMP_PREFIX, ConfigError, pair_seed, write_json_atomic
 from methods.cfld.cpu_support import warn_if_emulated
 from methods.cfld.schedulers import make_scheduler
 from methods.cfld.train_settings import TrainSettings, lr_at
@@ -206,14 +206,15 @@ def save_final(
             "prediction_type": settings.prediction_type,
         }
     ).to_dict()
-    tmp = folder.with_name(f".{folder.name}.tmp")
+    # The suite's one temporary prefix (bench.io), without host/pid: every rank must agree on the name.
+    tmp = folder.with_name(f"{TEMP_PREFIX}{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_pretrained(model, tmp)
     write_json_atomic(
         tmp / PIPELINE_FILE, {"latent": codec.describe(), "sampling": sampling, "training": extra}
     )
-    old = folder.with_name(f".{folder.name}.old")
+    old = folder.with_name(f"{TEMP_PREFIX}{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.rename(old)
@@ -384,7 +385,7 @@ def _save_checkpoint(accelerator: Any, out: Path, step: int, keep: int) -> None:
     checkpoint that --resume would pick up."""
     root = out / "checkpoints"
     final = root / f"step_{step:08d}"
-    tmp = root / f".tmp_step_{step:08d}"
+    tmp = root / f"{TEMP_PREFIX}step_{step:08d}"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -1,0 +1,143 @@
+"""kill -9 in the middle of a write, then the same command again: the final outputs are byte-identical
+to an uninterrupted run and no temporary is left. Kill times come from a fixed seed; each kill lands
+while one of our temporaries exists (a write is under way), at a random delay after it appears."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from _faults import TEMP_PREFIX, digest_tree, inshop_tree, kill_during_write, synth_args, temporaries
+
+from bench.cli.main import main
+
+SEED = 17
+
+
+def test_generate_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    args = [
+        "generate",
+        "--method",
+        "pose-warp",
+        "--dataset",
+        str(tiny_synth),
+        "--batch-size",
+        "1",
+        "--no-progress",
+    ]
+    assert main([*args, "--out", str(tmp_path / "reference")]) == 0
+    out = tmp_path / "killed"
+    kills = sum(kill_during_write([*args, "--out", str(out)], out, rng) for _ in range(2))
+    assert kills >= 1, "the run finished before any kill: the test would prove nothing"
+    assert main([*args, "--out", str(out)]) == 0
+    assert digest_tree(out) == digest_tree(tmp_path / "reference")
+    assert temporaries(out) == []
+
+
+def test_synth_killed_then_rerun(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 1)
+    assert main(synth_args(tmp_path / "reference" / "ds")) == 0
+    parent = tmp_path / "killed"
+    parent.mkdir()
+    assert kill_during_write(synth_args(parent / "ds"), parent, rng)
+    assert temporaries(parent), "a killed synth leaves its staging folder (removed by the next run)"
+    assert main(synth_args(parent / "ds")) == 0
+    assert digest_tree(parent / "ds") == digest_tree(tmp_path / "reference" / "ds")
+    assert temporaries(parent) == []
+
+
+def test_prepare_killed_then_rerun(tiny_synth: Path, tmp_path: Path) -> None:
+    rng = random.Random(SEED + 2)
+    images = tmp_path / "img_highres"
+    splits = inshop_tree(tiny_synth, images)
+    args = ["prepare", "--images", str(images), "--splits", str(splits), "--link", "copy"]
+    assert main([*args, "--out", str(tmp_path / "reference")]) == 0
+    out = tmp_path / "killed"
+    assert kill_during_write([*args, "--out", str(out)], out, rng)
+    assert main([*args, "--out", str(out)]) == 0
+    assert digest_tree(out) == digest_tree(tmp_path / "reference")
+    assert temporaries(out) == []
+
+
+@pytest.fixture
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Random-init (BatchNorm-calibrated) torchvision Inception weights, the FID extractor of cfld-256,
+    in the real file name inside this test's $TORCH_HOME (as tests/metrics does, one network only)."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "metrics"))
+    from _metrics_data import calibrated
+
+    from bench.metrics import weights
+    from bench.metrics.inception import torchvision_inception_skeleton
+
+    spec = weights.WEIGHTS["inception_v3_tv"]
+    store = tmp_path_factory.getbasetemp() / "fault-weights" / spec.filename
+    if not store.exists():
+        store.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(1234)
+        torch.save(calibrated(torchvision_inception_skeleton()).state_dict(), store)
+    weights.checkpoints_dir().mkdir(parents=True, exist_ok=True)
+    (weights.checkpoints_dir() / spec.filename).symlink_to(store)
+
+
+def test_refstats_killed_then_rerun(tmp_path: Path, inception_weights: None) -> None:
+    from bench.data.synth import SynthSettings, synthesize
+
+    rng = random.Random(SEED + 3)
+    dataset = tmp_path / "two-train-images"  # cfld-256's statistics cover train_highres: keep it at 2 images
+    synthesize(dataset, SynthSettings(train_identities=1, test_identities=1, images_per_identity=2))
+    args = ["refstats", "--dataset", str(dataset), "--protocol", "cfld-256", "--allow-unverified-weights",
+            "--no-progress", "--workers", "0"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "reference" / "stats.npz")]) == 0
+    out = tmp_path / "killed"
+    out.mkdir()
+    # The statistics are written at the very end: the kill lands while the partial .npz is written.
+    assert kill_during_write([*args, "--out", str(out / "stats.npz")], out, rng, max_delay=0.005)
+    assert temporaries(out), "the killed write left its partial .npz (removed by the next run)"
+    assert main([*args, "--out", str(out / "stats.npz")]) == 0
+    assert digest_tree(out) == digest_tree(tmp_path / "reference")
+    assert temporaries(out) == []
+
+
+def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
+    """Training resumes from its last whole checkpoint; the final weights equal the uninterrupted run's to
+    float32 rounding (bitwise equality is not promised across a resume: tests/cfld/test_train.py), the
+    model's config and pipeline files byte for byte, and no staging folder is left."""
+    import yaml
+    from _cfld_micro import MICRO_TRAIN, torch_threads
+    from safetensors.torch import load_file
+    from torch.testing import assert_close
+
+    rng = random.Random(SEED + 4)
+    config = tmp_path / "micro.yaml"
+    config.write_text(yaml.safe_dump({**MICRO_TRAIN, "checkpoint_every": 1}))
+    args = [
+        "train",
+        "--method",
+        "cfld",
+        "--config",
+        str(config),
+        "--dataset",
+        str(tiny_synth),
+        "--max-steps",
+        "3",
+    ]
+    with torch_threads(1):
+        assert main([*args, "--out", str(tmp_path / "reference")]) == 0
+        out = tmp_path / "killed"
+        # Checkpoints are staged in checkpoints/.pgpis-tmp-step_*; the kill lands while one is being written.
+        assert kill_during_write([*args, "--out", str(out)], out, rng, prefix=f"{TEMP_PREFIX}step_")
+        assert main([*args, "--out", str(out), "--resume"]) == 0
+    ref = tmp_path / "reference" / "model"
+    for name in ("config.json", "pipeline.json"):
+        assert (out / "model" / name).read_bytes() == (ref / name).read_bytes(), name
+    a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+    assert [p for p in out.rglob(".*")] == []
