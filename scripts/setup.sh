@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create (or update) the project's virtual environment in .venv: the pinned torch build first and
-# alone, then the suite and its tools. Idempotent: a second run only checks that all is in place.
+# Create (or update) the project's virtual environment in .venv: exactly the locked packages
+# (requirements.lock), then the suite. Idempotent: a second run only checks that all is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -10,10 +10,16 @@ if ! command -v "$PY" >/dev/null; then
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-# torch 2.14.1 / torchvision 0.29.1 are the tested builds; installing them first means no later
-# requirement can pull another torch.
-.venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-.venv/bin/pip install -q -e '.[dev]'
+# Every package at the exact version and sha256 of requirements.lock (refreshed by scripts/lock.sh),
+# torch 2.14.1 / torchvision 0.29.1 among them, so no requirement can pull another torch; then the
+# suite itself, without dependencies. pip check fails if the lock misses something pyproject.toml asks.
+.venv/bin/pip install -q --require-hashes -r requirements.lock
+.venv/bin/pip install -q --no-deps -e .
+.venv/bin/pip check >/dev/null || {
+  .venv/bin/pip check >&2
+  echo "setup: requirements.lock does not satisfy pyproject.toml; run: bash scripts/lock.sh --keep" >&2
+  exit 1
+}
 .venv/bin/python - <<'PY'
 import torch, torchvision
 assert torch.__version__.split("+")[0] == "2.14.1", f"unexpected torch {torch.__version__}"

@@ -118,10 +118,12 @@ class CFLDMethod(Method):
         return self.pipeline(batch.source_image, batch.target_pose, generator=generator, output_type="pt")
 
     def train(self, args: Any) -> None:
+        from methods.cfld.cpu_determinism import restart_pinned
         from methods.cfld.train import train
         from methods.cfld.train_settings import TrainSettings
 
         settings = TrainSettings.from_yaml(args.config)
+        restart_pinned(settings.cpu_kernels)  # the same command again, its CPU kernels pinned
         result = train(
             settings,
             args.dataset,

@@ -230,6 +230,25 @@ def train(
     resume: bool = False,
     tracker: str = "none",
 ) -> TrainResult:
+    """Train; on CPU with deterministic algorithms (and the kernels of ``settings.cpu_kernels``), so
+    the result depends on the environment and ``cpu_threads`` only, not on the machine's load."""
+    from methods.cfld.cpu_determinism import check_pinned, deterministic_kernels
+
+    on_cpu = not torch.cuda.is_available()
+    if on_cpu:
+        check_pinned(settings.cpu_kernels)
+    with deterministic_kernels(settings.cpu_kernels, cpu=on_cpu):
+        return _train(settings, dataset_root, out, max_steps, resume, tracker)
+
+
+def _train(
+    settings: TrainSettings,
+    dataset_root: str,
+    out: str | Path,
+    max_steps: int | None,
+    resume: bool,
+    tracker: str,
+) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -370,7 +389,17 @@ def train(
     result.global_step = global_step
     result.seconds = time.time() - started
     if accelerator.is_main_process:
-        extra = {"steps": global_step, "dataset": str(dataset_root), "settings": settings.to_dict()}
+        from bench.versions import package_versions
+
+        extra = {
+            "steps": global_step,
+            "dataset": str(dataset_root),
+            "settings": settings.to_dict(),
+            # What decides the bits besides the settings: the packages (and the lock they came from)
+            # and the kernels torch dispatched to. No commit or path: a fresh clone's model is the same.
+            "versions": package_versions(),
+            "cpu_capability": None if use_cuda else torch.backends.cpu.get_cpu_capability(),
+        }
         final = accelerator.unwrap_model(step_module).model
         if ema is not None:
             ema.copy_to(params)  # the saved model is the average; training is over

@@ -55,6 +55,10 @@ class TrainSettings:
     # CPU threads for torch (null = torch's default). On a small shared CPU, 1 thread per process
     # avoids OpenMP oversubscription, which made tiny-model steps 10-50x slower here.
     cpu_threads: int | None = None
+    # CPU kernels pinned for bit-reproducible training on any x86-64 CPU with AVX2 ("avx2"), or null
+    # for torch's own choice by CPU (methods/cfld/cpu_determinism.py). CPU training always runs with
+    # deterministic algorithms; this also fixes which ones.
+    cpu_kernels: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "CFLD train config") -> TrainSettings:
@@ -93,6 +97,9 @@ class TrainSettings:
             raise ConfigError(
                 f"{where}: set prediction_type at the top level of the train config, not under sampling"
             )
+        from methods.cfld.cpu_determinism import check_kernels
+
+        check_kernels(self.cpu_kernels, where)
         if self.warmup_steps < 1:
             raise ConfigError(f"{where}: warmup_steps must be >= 1")
 

@@ -1,0 +1,125 @@
+"""CPU training whose bytes depend on the environment and the thread count only (train config key
+``cpu_kernels``).
+
+Why: the same training run gives different weights on CPUs with different instruction sets (the
+project's VMs have been AMD EPYC with AVX2 and Intel Xeon with AVX-512), because torch picks its
+vectorised kernels (ATen), its oneDNN convolutions and its MKL matrix products by the CPU's
+instruction set, and each choice sums in another order. ``cpu_kernels: avx2`` pins all three to their AVX2 code and sends convolutions through ATen +
+MKL instead of oneDNN (whose blocking also follows cache sizes), in deterministic mode:
+
+- ``ATEN_CPU_CAPABILITY=avx2``: ATen's vectorised kernels (softmax, norms, reductions, SDPA);
+- ``MKL_CBWR=AVX2,STRICT``: MKL's conditional bitwise reproducibility on its AVX2 branch;
+  ``MKL_DYNAMIC=FALSE``: MKL always uses the threads it is given;
+- ``DNNL_MAX_CPU_ISA=AVX2``: oneDNN, for whatever still reaches it;
+- ``OMP_DYNAMIC=FALSE``: OpenMP teams keep their size whatever the machine's load;
+  ``OMP_WAIT_POLICY=PASSIVE``: idle threads sleep instead of spinning, which changes no bit but keeps
+  a loaded machine usable (3 steps of the tiny config beside other jobs, load ~10 on 2 cores: 7 s per
+  step instead of about 55).
+
+These are read once when torch (or MKL / oneDNN) first starts, so ``pgpis train`` restarts itself
+with them (:func:`restart_pinned`) before it imports the model; :func:`check_pinned` refuses a
+process that started without them. The thread count comes from the config (``cpu_threads``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.api import ConfigError
+
+KERNEL_SETS = ("avx2",)
+# Set in the environment before torch loads; the values torch/MKL/oneDNN read at start-up.
+PINNED_ENV = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_CBWR": "AVX2,STRICT",
+        "MKL_DYNAMIC": "FALSE",
+        "DNNL_MAX_CPU_ISA": "AVX2",
+        "OMP_DYNAMIC": "FALSE",
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+}
+# torch.backends.cpu.get_cpu_capability() once the pins are in force.
+CAPABILITY = {"avx2": "AVX2"}
+
+
+def check_kernels(name: str | None, where: str) -> None:
+    if name is not None and name not in KERNEL_SETS:
+        raise ConfigError(f"{where}: cpu_kernels must be one of {list(KERNEL_SETS)} or null, got {name!r}")
+
+
+def missing_env(name: str) -> dict[str, str]:
+    """The pins of ``name`` that this process's environment lacks."""
+    return {k: v for k, v in PINNED_ENV[name].items() if os.environ.get(k) != v}
+
+
+def started_as_cli() -> bool:
+    """Whether this process is the ``pgpis`` command (its script, or ``-m bench.cli.main`` as under
+    ``accelerate launch``), the only kind :func:`restart_pinned` may replace."""
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return first.name == "pgpis" or first.parts[-3:] == ("bench", "cli", "main.py")
+
+
+def restart_pinned(name: str | None) -> None:
+    """Re-execute this very ``pgpis`` command (same interpreter, same arguments) with the pins of
+    ``name`` in its environment, unless they are there already. Returns when nothing is to be done
+    or when this process is not the command (a test or a notebook calling ``main()``: never replaced;
+    :func:`check_pinned` then explains what to set)."""
+    if name is None or not missing_env(name) or not started_as_cli():
+        return
+    env = {**os.environ, **PINNED_ENV[name]}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+def check_pinned(name: str | None) -> None:
+    """Refuse to train with ``cpu_kernels: name`` in a process whose torch did not start pinned."""
+    if name is None:
+        return
+    import torch
+
+    lacking = missing_env(name)
+    capability = torch.backends.cpu.get_cpu_capability()
+    if lacking or capability != CAPABILITY[name]:
+        pins = " ".join(f"{k}={v}" for k, v in PINNED_ENV[name].items())
+        raise ConfigError(
+            f"cpu_kernels: {name} needs torch started with {pins} (this process: capability "
+            f"{capability}, missing {sorted(lacking) or 'none'}); `pgpis train` sets them itself; from "
+            "Python, start the interpreter with them, or set cpu_kernels: null in the train config"
+        )
+
+
+@contextmanager
+def deterministic_kernels(name: str | None, cpu: bool = True) -> Iterator[None]:
+    """Deterministic torch algorithms for the block; with ``name``, convolutions through ATen + MKL
+    (not oneDNN). The previous settings come back afterwards. Not on GPUs (``cpu=False``), where
+    deterministic CUDA kernels need settings of their own (CUBLAS_WORKSPACE_CONFIG)."""
+    import torch
+
+    if not cpu:
+        yield
+        return
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.mkldnn.enabled,
+        torch.backends.mkldnn.deterministic,
+    )
+    torch.use_deterministic_algorithms(True)
+    torch.backends.mkldnn.deterministic = True
+    if name is not None:
+        torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.mkldnn.enabled = before[2]
+        torch.backends.mkldnn.deterministic = before[3]
+
+
+__all__ = ["KERNEL_SETS", "PINNED_ENV", "check_pinned", "deterministic_kernels", "restart_pinned"]
