@@ -24,6 +24,7 @@ import torch
 
 from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
 from bench.io import atomic_path, write_json_atomic
+from bench.pair_names import PLACEHOLDER_HELP, format_names, pair_fields
 from bench.seeding import pair_seed
 
 if TYPE_CHECKING:  # at run time these load lazily (module __getattr__ below)
@@ -204,9 +205,12 @@ __all__ = [
     "MissingWeightError",
     "PairBatch",
     "PairDataset",
+    "PLACEHOLDER_HELP",
     "PoseMapKind",
     "atomic_path",
+    "format_names",
     "load_image",
+    "pair_fields",
     "pair_seed",
     "write_json_atomic",
 ]

@@ -109,3 +109,65 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     finally:
         if stage.exists():
             shutil.rmtree(stage)
+
+
+def check_outputs_writable(paths: list[str | os.PathLike | None]) -> None:
+    """Before long work: each output's folder can be made and written to, and no output path is
+    something other than a regular file (a folder, a device node), which we would never replace.
+
+    Raises ``ConfigError`` naming the path. Writes and removes one empty temp file per folder.
+    """
+    from bench.errors import ConfigError
+
+    for p in paths:
+        if p is None:
+            continue
+        dest = Path(p)
+        if dest.exists() and not dest.is_file():
+            kind = "a folder" if dest.is_dir() else "not a regular file"
+            raise ConfigError(f"{dest}: output path is {kind}; refusing to replace it. Choose a file path")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".probe", dir=dest.parent)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise ConfigError(
+                f"{dest}: cannot write the output there ({err.strerror}); choose a writable folder "
+                "(checked before any work started)"
+            ) from None
+
+
+def commit_outputs_together(writers: dict[str | os.PathLike, Any]) -> None:
+    """Write several output files as one change: each ``writer(tmp_path)`` fills a temp file beside its
+    destination; only when every one succeeded are they all renamed into place. On any failure
+    (disk full, permissions) the temps are removed and every destination keeps its old content.
+
+    An OSError becomes a ``ConfigError`` naming the file. A destination that exists and is not a
+    regular file is refused before anything is written.
+    """
+    from bench.errors import ConfigError
+
+    check_outputs_writable(list(writers))
+    temps: list[tuple[Path, Path]] = []
+    current = None
+    try:
+        for dest, write in writers.items():
+            current = Path(dest)
+            fd, tmp = tempfile.mkstemp(prefix=f".{current.name}.", suffix=current.suffix, dir=current.parent)
+            os.close(fd)
+            temps.append((Path(tmp), current))
+            os.chmod(tmp, default_mode())
+            write(Path(tmp))
+        for tmp, dest in temps:
+            current = dest
+            os.replace(tmp, dest)
+    except OSError as err:
+        raise ConfigError(
+            f"{current}: could not write it ({err.strerror or err}); nothing was replaced, the previous "
+            "outputs are as they were. Free space or fix permissions and rerun"
+        ) from None
+    finally:
+        for tmp, _dest in temps:
+            if tmp.exists():
+                tmp.unlink()
