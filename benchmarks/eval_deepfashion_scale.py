@@ -7,9 +7,13 @@ Random-weight networks in the real file formats (eval_throughput.write_random_we
 measurement runs in its own subprocess (clean timings and ru_maxrss):
 
   baseline  `python -c "import torch, bench.metrics.engine"`: the import RSS every run starts from;
-  floor     bare Inception forward passes over the same N + M images (decoding excluded);
+  floor     bare Inception forward passes (decoding excluded) over the same N + M images, or over
+            an evenly spaced sample of --floor-sample of them, scaled to N + M (stated as such);
   cold      `pgpis evaluate` with an empty statistics cache, every metric of the protocol; its
-            metrics.json gives the phases (reference pass, generated pass, Frechet distance);
+            metrics.json gives the phases (reference pass, generated pass, Frechet distance).
+            While it runs, its progress bars go to <workdir>/cold.log and its peak RSS so far
+            (VmHWM) is sampled every 20 s into <workdir>/cold_rss.jsonl with the progress reached:
+            peak RSS against the number of pairs scored, within one run;
   small     the same at N_small pairs (same M references): peak RSS flat in N.
 
 Extrapolation to the full 48,674-image reference set: reference pass time per image x 48,674 plus
@@ -79,6 +83,38 @@ def build(work: Path, pairs_file: Path, train_list: Path, n_refs: int, n_small: 
 BASELINE_CODE = "import torch, bench.metrics.engine, bench.cli.main; print('{}')"
 
 
+def _watch(cmd: list[str], env: dict[str, str], log: Path, samples: Path) -> tuple[float, float]:
+    """Run ``cmd`` with stderr to ``log``; every 20 s append its VmHWM and last progress line to ``samples``."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    with open(log, "w") as err, open(samples, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        while True:
+            try:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                break
+            time.sleep(20)
+            try:
+                hwm = next(
+                    int(line.split()[1]) / 1024
+                    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                    if line.startswith("VmHWM")
+                )
+            except (OSError, StopIteration):
+                continue
+            tail = log.read_text(errors="replace").replace("\r", "\n").strip().splitlines()[-1:] or [""]
+            rec = {"t": round(time.perf_counter() - t0), "vmhwm_mb": round(hwm), "progress": tail[0][-120:]}
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}; see {log}")
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024.0
+
+
 def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001
     from eval_throughput import FLOOR_CODE, evaluate_cmd, run_child
     from machine import cpu_name
@@ -125,14 +161,27 @@ def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001
 
     protocol = get_protocol(args.protocol)
     files = sorted(sets["gen"].glob("*.png")) + sorted((sets["root"] / "train_highres").glob("*.jpg"))
+    n_all = len(files)
+    if args.floor_sample and args.floor_sample < n_all:
+        files = [files[i] for i in np.linspace(0, n_all - 1, args.floor_sample).round().astype(int)]
     file_list = work / "floor_files.json"
     file_list.write_text(json.dumps([str(f) for f in files]))
     floor_wall, floor_rss, fout = run_child(
         [sys.executable, "-c", FLOOR_CODE, str(file_list), json.dumps(list(protocol.fid_extractors))], env
     )
     floor = json.loads(fout.strip().splitlines()[-1])
-    out.update(floor_s=floor["floor_seconds"], floor_images=floor["images"], floor_rss_mb=floor_rss)
-    print(f"floor: {floor['floor_seconds']:.0f} s Inception-only over {floor['images']} images", flush=True)
+    scaled = floor["floor_seconds"] * n_all / floor["images"]
+    out.update(
+        floor_measured_s=floor["floor_seconds"],
+        floor_images=floor["images"],
+        floor_s=scaled,
+        floor_rss_mb=floor_rss,
+    )
+    print(
+        f"floor: {floor['floor_seconds']:.0f} s Inception-only over {floor['images']} of the {n_all} images "
+        f"-> {scaled:.0f} s for all ({n_all / scaled:.2f} images/s)",
+        flush=True,
+    )
 
     results = {}
     for label, root, n in (("cold", sets["root"], n_pairs), ("small", sets["root_small"], args.small_pairs)):
@@ -140,8 +189,10 @@ def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001
         shutil.rmtree(cache, ignore_errors=True)
         load0 = os.getloadavg()[0]
         cmd = evaluate_cmd(protocol.name, root, sets["gen"], cache, work / f"{label}.json")
-        cmd += ["--device", args.device, "--allow-missing"] if label == "small" else ["--device", args.device]
-        wall, rss, _ = run_child(cmd, env)
+        cmd = [c for c in cmd if c != "--no-progress"] + ["--device", args.device]
+        cmd += ["--allow-missing"] if label == "small" else []  # the folder holds all 8,570 images
+        env_progress = {k: v for k, v in env.items() if k != "TQDM_DISABLE"}
+        wall, rss = _watch(cmd, env_progress, work / f"{label}.log", work / f"{label}_rss.jsonl")
         rec = json.loads((work / f"{label}.json").read_text())
         assert rec["num_images"] == n and not rec["unavailable"], (rec["num_images"], rec["unavailable"])
         t = rec["timing_seconds"]
@@ -170,8 +221,8 @@ def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001
     print(
         "| phase | wall s | images/s | peak RSS MB |\n|---|---:|---:|---:|\n"
         f"| import baseline | | | {base_rss:.0f} |\n"
-        f"| Inception-only floor ({out['floor_images']} images) | {out['floor_s']:.0f} | "
-        f"{out['floor_images'] / out['floor_s']:.2f} | {floor_rss:.0f} |\n"
+        f"| Inception-only floor ({n_all} images; measured on {out['floor_images']}) | {out['floor_s']:.0f} | "
+        f"{n_all / out['floor_s']:.2f} | {floor_rss:.0f} |\n"
         f"| evaluate cold, total ({n_pairs} pairs + {args.refs} refs) | {cold['wall_s']:.0f} | {cold['images_per_s']:.2f} | "
         f"{cold['peak_rss_mb']:.0f} |\n"
         f"| - reference pass | {cold['phases_s']['reference']:.0f} | {cold['reference_images_per_s']:.2f} | |\n"

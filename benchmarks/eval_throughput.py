@@ -198,6 +198,12 @@ def main() -> None:
         help="--deepfashion-scale: train.lst whose first --refs names make the reference set",
     )
     ap.add_argument("--small-pairs", type=int, default=1000, help="--deepfashion-scale: the second N (RSS)")
+    ap.add_argument(
+        "--floor-sample",
+        type=int,
+        default=0,
+        help="--deepfashion-scale: time the floor on this many evenly spaced images and scale (0: all)",
+    )
     ap.add_argument("--device", default="auto", help="--deepfashion-scale: evaluate --device")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
