@@ -151,6 +151,7 @@ def commit_outputs_together(writers: dict[str | os.PathLike, Any]) -> None:
     check_outputs_writable(list(writers))
     temps: list[tuple[Path, Path]] = []
     current = None
+    renamed = 0
     try:
         for dest, write in writers.items():
             current = Path(dest)
@@ -162,10 +163,15 @@ def commit_outputs_together(writers: dict[str | os.PathLike, Any]) -> None:
         for tmp, dest in temps:
             current = dest
             os.replace(tmp, dest)
+            renamed += 1
     except OSError as err:
+        state = (
+            "nothing was replaced, the previous outputs are as they were"
+            if not renamed
+            else f"{renamed} of {len(temps)} outputs were already replaced; rerun to make them consistent"
+        )
         raise ConfigError(
-            f"{current}: could not write it ({err.strerror or err}); nothing was replaced, the previous "
-            "outputs are as they were. Free space or fix permissions and rerun"
+            f"{current}: could not write it ({err.strerror or err}); {state}. Free space or fix permissions and rerun"
         ) from None
     finally:
         for tmp, _dest in temps:
