@@ -24,6 +24,7 @@ import torch
 
 from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
 from bench.io import TEMP_PREFIX, atomic_path, write_json_atomic
+from bench.pair_names import PLACEHOLDER_HELP, format_names, pair_fields
 from bench.seeding import pair_seed
 
 if TYPE_CHECKING:  # at run time these load lazily (module __getattr__ below)
@@ -209,11 +210,14 @@ __all__ = [
     "MissingWeightError",
     "PairBatch",
     "PairDataset",
+    "PLACEHOLDER_HELP",
     "PoseMapKind",
     "TEMP_PREFIX",
     "atomic_path",
+    "format_names",
     "image_tensor",
     "load_image",
+    "pair_fields",
     "pair_seed",
     "pose_map",
     "write_json_atomic",

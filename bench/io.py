@@ -23,7 +23,7 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +250,7 @@ def check_writable(paths: Sequence[str | os.PathLike]) -> None:
             folder = folder.parent
         if not folder.is_dir():
             raise ConfigError(
-                f"{dest}: cannot be created because {folder} is not a folder; choose another path"
+                f"{dest}: cannot write it: {folder} is not a folder; choose another path"
             )
         probe = folder / temp_name(dest, ".probe")
         try:
@@ -319,3 +319,29 @@ def commit_outputs(dests: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
             if backup is not None:
                 with contextlib.suppress(FileNotFoundError):
                     backup.unlink()
+
+
+def check_outputs_writable(paths: Sequence[str | os.PathLike | None]) -> None:
+    """:func:`check_writable` for a command's optional outputs (``None``: that output was not asked for)."""
+    check_writable([p for p in paths if p is not None])
+
+
+def commit_outputs_together(writers: dict[str | os.PathLike, Callable[[Path], None]]) -> None:
+    """:func:`commit_outputs` driven by one ``writer(tmp_path)`` per destination.
+
+    An OSError while writing (disk full, permissions) becomes a ``ConfigError`` naming the file; every
+    destination then keeps its old content.
+    """
+    dests = [Path(d) for d in writers]
+    check_writable(dests)
+    current = dests[0] if dests else None
+    try:
+        with commit_outputs(dests) as temps:
+            for dest, tmp, write in zip(dests, temps, writers.values()):
+                current = dest
+                write(tmp)
+    except OSError as err:
+        raise ConfigError(
+            f"{current}: could not write it ({err.strerror or err}); nothing was replaced, the previous "
+            "outputs are as they were. Free space or fix permissions and rerun"
+        ) from None

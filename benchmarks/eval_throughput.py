@@ -15,6 +15,11 @@ Targets: cold <= 1.25 x floor; peak RSS <= 1.2 GB and flat in N; warm proportion
 
     .venv/bin/python benchmarks/eval_throughput.py                      # 2,000 + 5,000 (slow)
     .venv/bin/python benchmarks/eval_throughput.py --pairs 200 --refs 400
+    .venv/bin/python benchmarks/eval_throughput.py --deepfashion-scale --refs 2000 \
+        --pairs-file datasets/deepfashion/fasion-resize-pairs-test.csv     # the 8,570 real test pairs
+
+--deepfashion-scale: see benchmarks/eval_deepfashion_scale.py (phases, images/s, peak RSS with the
+import baseline, the Inception-only floor and the extrapolation to the 48,674-image reference set).
 """
 
 from __future__ import annotations
@@ -177,8 +182,39 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic set here (default: temp)")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
     ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--deepfashion-scale",
+        action="store_true",
+        help="every pair of the real test pairs file (--pairs-file) + --refs references named from --train-list",
+    )
+    ap.add_argument(
+        "--pairs-file",
+        default=str(REPO / "datasets" / "deepfashion" / "fasion-resize-pairs-test.csv"),
+        help="--deepfashion-scale: the real fasion-resize-pairs-test.csv (default: where `pgpis fetch` puts it)",
+    )
+    ap.add_argument(
+        "--train-list",
+        default=str(REPO / "datasets" / "deepfashion" / "train.lst"),
+        help="--deepfashion-scale: train.lst whose first --refs names make the reference set",
+    )
+    ap.add_argument("--small-pairs", type=int, default=1000, help="--deepfashion-scale: the second N (RSS)")
+    ap.add_argument(
+        "--floor-sample",
+        type=int,
+        default=0,
+        help="--deepfashion-scale: time the floor on this many evenly spaced images and scale (0: all)",
+    )
+    ap.add_argument("--device", default="auto", help="--deepfashion-scale: evaluate --device")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    if args.deepfashion_scale:
+        from eval_deepfashion_scale import run as run_scale
+
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="pgpis-df-scale-"))
+        work.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+        run_scale(args, work, env)
+        return
     from bench.metrics.protocols import get_protocol
 
     protocol = get_protocol(args.protocol)

@@ -6,11 +6,13 @@ import argparse
 from pathlib import Path
 
 DESCRIPTION = """\
-Score <images>/<pair_id>.png (made by `pgpis generate`) against the dataset's high-res GT targets
-under a named protocol. Each image is decoded once and feeds every metric of the protocol
-(FID, LPIPS, SSIM and PSNR variants); memory stays flat in the number of images; every present
-image is counted. Writes metrics.json (values, bootstrap 95% CIs, protocol settings, weights'
-sha256, versions) and per_image.csv (one row per pair)."""
+Score <images>/<pair_id>.png (made by `pgpis generate`, or any folder of .png/.jpg/.jpeg/.webp
+images named by --name-pattern) against the dataset's high-res GT targets under a named protocol.
+Each image is decoded once on CPU threads and feeds every metric of the protocol on the device
+(FID, LPIPS, SSIM and PSNR variants: GPU when there is one); memory stays flat in the number of
+images; every present image is counted. Writes metrics.json (values, bootstrap 95% CIs, protocol
+settings, provenance from the folder's manifest.json, device, weights' sha256, versions; schema:
+bench/metrics/metrics.schema.json) and per_image.csv (one row per pair), both or neither."""
 
 EPILOG = """\
 protocols (see bench/metrics/README.md for every setting):
@@ -36,6 +38,14 @@ weight makes its metrics "unavailable" in metrics.json with the file, URL and de
 other metrics are still computed; --strict turns that into an error (exit 2). Get them with
 `pgpis fetch-weights`.
 
+device: every metric runs on --device (auto: the GPU when torch sees one); images are decoded by
+--workers CPU threads ahead of it (pinned memory). TF32 and reduced-precision matmuls are off
+while scoring, so CPU and GPU agree within the parity tolerances; metrics.json records device and dtype.
+
+any folder: files are found by --name-pattern (placeholders {src}, {tgt}, {src_stem}, {tgt_stem},
+{pid}, as the `released` method; default {pid}); without an extension .png, .jpg, .jpeg and .webp are
+tried. Two formats for one pair are refused; JPEG/lossy WebP input is counted in "lossy_input".
+
 undefined per-image values (identical images: PSNR inf; constant image: SSIM_dr 0/0) are left out of
 the mean and listed under "undefined" with their count; never averaged in silently.
 
@@ -48,6 +58,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.metrics.device import DEVICE_HELP
     from bench.metrics.protocols import PROTOCOLS
 
     p = sub.add_parser(
@@ -98,8 +109,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="K",
-        help="reproduce a reference script's quirk: leave the last N %% K pairs (name order) out of FID and "
-        "LPIPS, and the reference set likewise (PIDM/GFLA: 64); the result states how many were dropped",
+        help="reproduce a reference script's quirk (PIDM/GFLA: 64): leave the last N %% K images out of FID and "
+        "LPIPS in the order PIDM's loaders read them (FID, generated and reference sets: each folder's *.jpg "
+        "then *.png in directory order, as pathlib's glob lists them; LPIPS: sorted file names); the result "
+        "states how many and which were dropped",
     )
     p.add_argument(
         "--lpips-nets",
@@ -110,7 +123,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=32, help="images per network batch (does not change results)"
     )
-    p.add_argument("--workers", type=int, default=2, help="decode threads (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="decode threads (default 2; on a GPU use ~cores)")
+    p.add_argument("--device", default="auto", help=f"where the metrics run: {DEVICE_HELP} (default auto)")
+    p.add_argument(
+        "--name-pattern",
+        default="{pid}",
+        metavar="PATTERN",
+        help="file name of a pair's image, e.g. '{pid}_vis.png' or '{src}___{tgt}_vis' (default {pid}; "
+        "placeholders {src} {tgt} {src_stem} {tgt_stem} {pid})",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="reference-statistics cache folder")
     p.add_argument(
         "--no-cache", action="store_true", help="neither read nor write the reference-statistics cache"
@@ -151,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
     validate_dataset(args.dataset, args.split)
     from bench.data.deepfashion import DeepFashionDataset
     from bench.errors import ConfigError
+    from bench.io import check_outputs_writable
+    from bench.metrics.device import resolve_device
     from bench.metrics.engine import EvalOptions, evaluate, write_outputs
     from bench.metrics.protocols import get_protocol
 
@@ -161,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     if nets and any(n not in ("alex", "vgg") for n in nets):
         raise ConfigError(f"--lpips-nets {args.lpips_nets!r}: choose among alex, vgg")
     protocol = protocol.with_options(drop_remainder=args.emulate_drop_remainder, lpips_nets=nets)
+    resolve_device(args.device)  # a GPU asked for but absent is refused before any work
+    check_outputs_writable([args.out, args.per_image])
     dataset = DeepFashionDataset(args.dataset, args.split)
     refstats_files = list(args.refstats)
     if args.refstats_dir is not None:
@@ -188,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         progress=not args.no_progress,
+        device=args.device,
+        name_pattern=args.name_pattern,
     )
     record, rows = evaluate(protocol, args.images, dataset.pairs, dataset.images_dir, args.dataset, opts)
     write_outputs(record, rows, args.out, args.per_image)

@@ -29,6 +29,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("fetch_weights", "download the metric networks' weights into the standard caches"),
     ("refstats", "compute (or import) the FID reference statistics of a dataset under a protocol"),
     ("evaluate", "score a folder of generated images under a named protocol"),
+    ("fid", "FID between two image folders (or a folder and cached statistics) under a protocol"),
     ("report", "combine metrics files into one table per protocol (Markdown, CSV, MLflow)"),
     ("figures", "draw the comparison grid (source | pose | truth | runs) and the metrics chart"),
     ("user_study", "make blinded user-study sheets; score the answers (Jab, G2R, R2G)"),

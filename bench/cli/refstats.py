@@ -22,6 +22,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.metrics.device import DEVICE_HELP
     from bench.metrics.protocols import PROTOCOLS
 
     p = sub.add_parser(
@@ -42,10 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="K",
-        help="drop the last N %% K reference images, as PIDM/GFLA's batch loops do (named in the file)",
+        help="drop the last N %% K reference images in the order PIDM/GFLA's loaders read the folder (*.jpg "
+        "then *.png, directory order), as their batch loops do (named in the file)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (does not change results)")
     p.add_argument("--workers", type=int, default=2, help="decode threads")
+    p.add_argument("--device", default="auto", help=f"where Inception runs: {DEVICE_HELP} (default auto)")
     p.add_argument(
         "--allow-unverified-weights",
         action="store_true",
@@ -65,7 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import ConfigError, MissingWeightError
+    from bench.io import check_outputs_writable
     from bench.metrics import refstats
+    from bench.metrics.device import device_name, resolve_device
     from bench.metrics.engine import EvalOptions, load_networks, reference_stats
     from bench.metrics.protocols import get_protocol
 
@@ -82,7 +87,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--extractor {args.extractor!r} is not used by {protocol.name} ({protocol.fid_extractors})"
         )
+    resolve_device(args.device)
+    if not (args.out.is_dir() or str(args.out).endswith("/")):
+        check_outputs_writable([args.out])
+    else:
+        check_outputs_writable([args.out / ".pgpis-write-check"])
     opts = EvalOptions(
+        device=args.device,
         batch_size=args.batch_size,
         workers=args.workers,
         strict=True,
@@ -105,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     stats, info = reference_stats(protocol, args.dataset, nets, opts, only=[extractor])
     st = stats[extractor]
+    st.meta["device"] = device_name(nets.device)
     out = args.out
     if out.is_dir() or str(out).endswith("/"):
         out = out / refstats.canonical_name(

@@ -1,20 +1,18 @@
 """Streaming evaluation: decode each image once, feed every metric of a protocol from it.
 
-Pairs are read in batches by a small thread pool (PIL, cv2 and numpy release the GIL, so
-decoding overlaps the networks without the memory of worker processes); at most ``ahead``
-batches are in flight, FID features go into running float64 statistics, and only one float
-per image and metric is kept, so memory does not grow with the number of images beyond that.
+Pairs are decoded in batches by CPU threads (``streaming.py``) ahead of the device that runs
+every metric (``--device``: Inception, LPIPS, SSIM, PSNR; ``device.py``); at most ``ahead``
+batches are in flight, FID features go into running float64 statistics on the device, and only
+one float per image and metric is kept, so memory does not grow with the number of images.
 Every present pair is scored; nothing is dropped unless the protocol explicitly emulates a
-reference script's batch remainder drop, and then the result says how many.
+reference script's batch remainder drop, and then the result says how many and which.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,18 @@ import torch
 
 from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
 from bench.memory import release_free_memory
-from bench.metrics import preprocess, refstats, weights
+from bench.metrics import fid, preprocess, refstats, weights
 from bench.metrics.bootstrap import bootstrap_ci
+from bench.metrics.device import chunk_size, device_name, exact_arithmetic, resolve_device
 from bench.metrics.fid import RunningStats, frechet_distance
+from bench.metrics.images_folder import DEFAULT_PATTERN, check_sizes, list_pairs
 from bench.metrics.inception import EXTRACTORS, FEATURE_DIMS, build_extractor
 from bench.metrics.lpips_metric import BACKBONE_WEIGHT, Lpips, head_path
+from bench.metrics.pixels import pixel_metric_names, score_pixels
 from bench.metrics.protocols import Protocol, fid_metric_name, lpips_metric_name
-from bench.metrics.psnr import psnr
-from bench.metrics.ssim import ssim_gauss_dr, ssim_w51
+from bench.metrics.provenance import provenance
+from bench.metrics.results_schema import SCHEMA_VERSION
+from bench.metrics.streaming import prefetch_batches, progress, to_device
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class EvalOptions:
     bootstrap: int = 1000
     seed: int = 0
     progress: bool = True
+    device: str = "cpu"  # auto | cpu | cuda | cuda:N (bench.metrics.device)
+    name_pattern: str = DEFAULT_PATTERN  # generated file names (bench.metrics.images_folder)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Networks:
     weights: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     unverified: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # metric name -> reason
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 def _resolve(key: str, opts: EvalOptions, nets: Networks, metric: str) -> Path | None:
@@ -82,61 +87,67 @@ def _resolve(key: str, opts: EvalOptions, nets: Networks, metric: str) -> Path |
 
 def load_networks(protocol: Protocol, opts: EvalOptions, extractors: Sequence[str] | None = None) -> Networks:
     """Build the protocol's networks; a missing weight makes its metric unavailable (or raises if strict)."""
-    nets = Networks()
+    nets = Networks(device=resolve_device(opts.device))
     for ext in protocol.fid_extractors if extractors is None else extractors:
         path = _resolve(EXTRACTORS[ext], opts, nets, fid_metric_name(ext, protocol.reference_split))
         if path is not None:
-            nets.extractors[ext] = build_extractor(ext, path)
+            nets.extractors[ext] = build_extractor(ext, path).to(nets.device)
     if extractors is None:
         for net in protocol.lpips_nets:
             path = _resolve(BACKBONE_WEIGHT[net], opts, nets, lpips_metric_name(net))
             if path is not None:
-                nets.lpips[net] = Lpips(net, path)
+                nets.lpips[net] = Lpips(net, path).to(nets.device)
                 head = head_path(net)
                 nets.weights[f"lpips/v0.1/{head.name}"] = weights.sha256_file(head)
     return nets
 
 
-def _batches(n: int, load: Callable[[int], Any], batch_size: int, workers: int, ahead: int) -> Iterator[list]:
-    """Yield lists of ``load(i)`` in index order, decoding up to ``ahead`` batches in advance."""
-    starts = iter(range(0, n, batch_size))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque = deque()
-
-        def submit() -> None:
-            s = next(starts, None)
-            if s is not None:
-                pending.append([pool.submit(load, i) for i in range(s, min(s + batch_size, n))])
-
-        for _ in range(max(1, ahead)):
-            submit()
-        try:
-            while pending:
-                futures = pending.popleft()
-                submit()
-                yield [f.result() for f in futures]
-        finally:
-            for futures in pending:
-                for f in futures:
-                    f.cancel()
-
-
-def _progress(it: Iterator, total: int, desc: str, enabled: bool) -> Iterator:
-    if not enabled:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc=desc, unit="batch")
-
-
-def _metric_tensor(views: list[np.ndarray | None], u8: torch.Tensor) -> torch.Tensor:
+def _metric_tensor(views: torch.Tensor | None, u8: torch.Tensor) -> torch.Tensor:
     """float32 (B,3,H,W) 0..255 view for Inception/LPIPS: the cv2 views if any, else the eval view."""
-    if views[0] is None:
-        return u8.to(torch.float32)
-    return torch.stack([preprocess.to_chw(v) for v in views])
+    return u8.to(torch.float32) if views is None else views
+
+
+def _stack_views(views: list[np.ndarray | None]) -> torch.Tensor | None:
+    return None if views[0] is None else torch.stack([preprocess.to_chw(v) for v in views])
 
 
 # ----------------------------------------------------------------------------------------- reference
+
+
+def stream_features(
+    protocol: Protocol,
+    files: Sequence[Path],
+    nets: Networks,
+    opts: EvalOptions,
+    only: Sequence[str],
+    resize_rule: str,
+    generated: bool,
+    desc: str,
+) -> dict[str, RunningStats]:
+    """Running feature statistics of ``files`` (decoded, resized by ``resize_rule``) for extractors ``only``."""
+    running = {e: RunningStats(FEATURE_DIMS, nets.device) for e in only}
+    size, cv2_size = protocol.eval_size, protocol.cv2_metric_size
+
+    def load(i: int) -> tuple[torch.Tensor, np.ndarray | None]:
+        img = preprocess.resize_uint8(
+            preprocess.decode(files[i], generated=generated), size, resize_rule, files[i]
+        )
+        return preprocess.to_chw(img), (preprocess.metric_view(img, cv2_size) if cv2_size else None)
+
+    def collate(items: list) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return torch.stack([b[0] for b in items]), _stack_views([b[1] for b in items])
+
+    if only:
+        it = prefetch_batches(
+            len(files), load, collate, opts.batch_size, opts.workers, opts.ahead, nets.device
+        )
+        with exact_arithmetic():
+            for batch in progress(it, -(-len(files) // opts.batch_size), desc, opts.progress):
+                u8, views = to_device(batch, nets.device)
+                x = _metric_tensor(views, u8) / 255.0
+                for ext in only:
+                    running[ext].update(nets.extractors[ext](x))
+    return running
 
 
 def reference_stats(
@@ -146,24 +157,10 @@ def reference_stats(
     files = refstats.reference_files(root, protocol)
     list_hash = refstats.file_list_hash(files)
     todo = [e for e in (only if only is not None else nets.extractors) if e in nets.extractors]
-    running = {e: RunningStats(FEATURE_DIMS) for e in todo}
-    size, cv2_size = protocol.eval_size, protocol.cv2_metric_size
-
-    def load(i: int) -> tuple[torch.Tensor, np.ndarray | None]:
-        img = preprocess.resize_uint8(
-            preprocess.decode(files[i], generated=False), size, protocol.gt_resize, files[i]
-        )
-        return preprocess.to_chw(img), (preprocess.metric_view(img, cv2_size) if cv2_size else None)
-
     t0 = time.perf_counter()
-    n_batches = -(-len(files) // opts.batch_size)
-    if todo:
-        it = _batches(len(files), load, opts.batch_size, opts.workers, opts.ahead)
-        for batch in _progress(it, n_batches, f"reference {protocol.name}", opts.progress):
-            u8 = torch.stack([b[0] for b in batch])
-            x = _metric_tensor([b[1] for b in batch], u8) / 255.0
-            for ext in todo:
-                running[ext].update(nets.extractors[ext](x))
+    running = stream_features(
+        protocol, files, nets, opts, todo, protocol.gt_resize, False, f"reference {protocol.name}"
+    )
     out = {}
     for ext in todo:
         mu, sigma = running[ext].finalize("reference images")
@@ -272,25 +269,6 @@ def obtain_reference_stats(
 # ----------------------------------------------------------------------------------------- pairs
 
 
-def list_pairs(
-    images_dir: Path, pairs: Sequence[tuple[str, str]]
-) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """[(pair id, source, target)] present as PNG, and the missing pair ids (in pairs order)."""
-    from bench.data.deepfashion import pair_id
-
-    present, missing, seen = [], [], set()
-    for src, tgt in pairs:
-        pid = pair_id(src, tgt)
-        if pid in seen:
-            continue
-        seen.add(pid)
-        if (images_dir / f"{pid}.png").is_file():
-            present.append((pid, src, tgt))
-        else:
-            missing.append(pid)
-    return present, missing
-
-
 def _read_manifest(images_dir: Path) -> dict[str, Any] | None:
     import json
 
@@ -305,6 +283,25 @@ def _read_manifest(images_dir: Path) -> dict[str, Any] | None:
         ) from None
 
 
+def drop_masks(protocol: Protocol, images_dir: Path, files: list[Path]) -> dict[str, np.ndarray]:
+    """Which generated images each network metric keeps under an emulated remainder drop.
+
+    PIDM's scripts drop the last ``N % k`` images of the order they read: FID reads the images
+    folder (``loader_order``), LPIPS the sorted file names. Without emulation every image is kept.
+    """
+    n = len(files)
+    keep = {"fid": np.ones(n, dtype=bool), "lpips": np.ones(n, dtype=bool)}
+    k = protocol.drop_remainder
+    if k:
+        orders = {
+            "fid": refstats.loader_order(images_dir, files),
+            "lpips": sorted(range(n), key=lambda i: files[i].name),
+        }
+        for what in protocol.drop_applies_to:
+            keep[what][orders[what][n // k * k :]] = False
+    return keep
+
+
 def evaluate(
     protocol: Protocol,
     images_dir: str | Path,
@@ -314,14 +311,13 @@ def evaluate(
     opts: EvalOptions | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score ``images_dir`` against ``gt_dir`` under ``protocol``; returns (metrics record, per-image rows)."""
-    from PIL import Image
-
     opts = opts or EvalOptions()
     images_dir, gt_dir = Path(images_dir), Path(gt_dir)
     t_start = time.perf_counter()
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: generated image folder not found; run `pgpis generate` first")
-    present, missing = list_pairs(images_dir, pairs)
+    folder = list_pairs(images_dir, pairs, opts.name_pattern)
+    present, missing = folder.present, folder.missing
     n_expected = len(present) + len(missing)  # unique pair ids (a repeated CSV row is one image)
     if missing and not opts.allow_missing:
         shown = ", ".join(missing[:20]) + (f", ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
@@ -329,43 +325,27 @@ def evaluate(
             f"{images_dir}: {len(missing)} of {n_expected} generated images are missing: {shown}. Finish the "
             "generation (rerun `pgpis generate`, it resumes) or pass --allow-missing to score the rest"
         )
-    if not present:
-        raise DataError(f"{images_dir}: none of the {len(pairs)} expected <pair_id>.png images is present")
+    gen_size = check_sizes(present)
     manifest = _read_manifest(images_dir)
 
     n = len(present)
-    # Emulated remainder drop (PIDM): the last n % k pairs in name order are left out of FID and LPIPS.
-    keep = np.ones(n, dtype=bool)
-    dropped_ids: list[str] = []
-    if protocol.drop_remainder:
-        order = sorted(range(n), key=lambda i: present[i][0])
-        n_keep = n // protocol.drop_remainder * protocol.drop_remainder
-        for i in order[n_keep:]:
-            keep[i] = False
-            dropped_ids.append(present[i][0])
+    keep = drop_masks(protocol, images_dir, [p[3] for p in present])
 
     nets = load_networks(protocol, opts)
     refs: dict[str, refstats.RefStats] = {}
     ref_record: dict[str, Any] = {}
+    t_ref = time.perf_counter()
     if nets.extractors:
         refs, ref_record = obtain_reference_stats(protocol, dataset_root, nets, opts)
         release_free_memory()  # the reference pass's activations and covariance temporaries
-
-    first = images_dir / f"{present[0][0]}.png"
-    with Image.open(first) as im:
-        gen_size = (im.height, im.width)
+    ref_seconds = time.perf_counter() - t_ref
     size, cv2_size = protocol.eval_size, protocol.cv2_metric_size
 
     def load(i: int) -> tuple:
-        pid, _src, tgt = present[i]
-        gpath = images_dir / f"{pid}.png"
-        gen = preprocess.decode(gpath, generated=True)
-        if gen.shape[:2] != gen_size:
-            raise DataError(
-                f"{gpath}: wrong size {gen.shape[0]}x{gen.shape[1]}; the folder's images are {gen_size[0]}x"
-                f"{gen_size[1]} ({first.name}). Regenerate it at the folder's size"
-            )
-        gen = preprocess.resize_uint8(gen, size, protocol.gen_resize, gpath)
+        _pid, _src, tgt, gpath = present[i]
+        gen = preprocess.resize_uint8(
+            preprocess.decode(gpath, generated=True), size, protocol.gen_resize, gpath
+        )
         gt = preprocess.resize_uint8(
             preprocess.decode(gt_dir / tgt, generated=False), size, protocol.gt_resize, gt_dir / tgt
         )
@@ -373,23 +353,36 @@ def evaluate(
         tm = preprocess.metric_view(gt, cv2_size) if cv2_size else None
         return preprocess.to_chw(gen), preprocess.to_chw(gt), gm, tm
 
+    def collate(items: list) -> tuple:
+        return (
+            torch.stack([x[0] for x in items]),
+            torch.stack([x[1] for x in items]),
+            _stack_views([x[2] for x in items]),
+            _stack_views([x[3] for x in items]),
+        )
+
     per_image: dict[str, np.ndarray] = {}
-    names = [lpips_metric_name(net) for net in nets.lpips] + list(protocol.ssim) + list(protocol.psnr)
+    names = [lpips_metric_name(net) for net in nets.lpips] + list(pixel_metric_names(protocol))
     for name in names:
         per_image[name] = np.full(n, np.nan)
-    running = {e: RunningStats(FEATURE_DIMS) for e in nets.extractors}
+    running = {e: RunningStats(FEATURE_DIMS, nets.device) for e in nets.extractors}
 
     t_gen = time.perf_counter()
     pos = 0
-    it = _batches(n, load, opts.batch_size, opts.workers, opts.ahead)
-    for batch in _progress(it, -(-n // opts.batch_size), f"evaluate {protocol.name}", opts.progress):
-        # Sub-chunks of NET_CHUNK pairs: the float views and network activations of a whole batch
-        # would dominate peak RSS; every value is per image (FID sums are order-independent).
-        for j in range(0, len(batch), NET_CHUNK):
-            chunk = batch[j : j + NET_CHUNK]
-            _score_chunk(protocol, nets, chunk, keep, running, per_image, slice(pos, pos + len(chunk)))
-            pos += len(chunk)
-        del batch
+    step = chunk_size(nets.device, NET_CHUNK, opts.batch_size)
+    it = prefetch_batches(n, load, collate, opts.batch_size, opts.workers, opts.ahead, nets.device)
+    with exact_arithmetic():
+        for batch in progress(it, -(-n // opts.batch_size), f"evaluate {protocol.name}", opts.progress):
+            batch = to_device(batch, nets.device)
+            # Sub-chunks of NET_CHUNK pairs on the CPU: the float views and network activations of a
+            # whole batch would dominate peak RSS; every value is per image (FID sums are order-free).
+            for j in range(0, batch[0].shape[0], step):
+                chunk = tuple(None if t is None else t[j : j + step] for t in batch)
+                _score_chunk(
+                    protocol, nets, chunk, keep, running, per_image, slice(pos, pos + chunk[0].shape[0])
+                )
+                pos += chunk[0].shape[0]
+            del batch
     gen_seconds = time.perf_counter() - t_gen
     # The networks (~120 MB of weights) are done; free them before the 2048-d Frechet distance,
     # whose float64 temporaries (~150 MB) would otherwise stack on top of them (peak RSS).
@@ -397,22 +390,25 @@ def evaluate(
     nets.lpips.clear()
     release_free_memory()
 
+    t_fid = time.perf_counter()
     metrics: dict[str, float] = {}
     unavailable = dict(nets.unavailable)
     for ext in nets.extractors:
         name = fid_metric_name(ext, protocol.reference_split)
         try:
             mu, sigma = running[ext].finalize("generated images")
-            metrics[name] = frechet_distance(mu, sigma, refs[ext].mu, refs[ext].sigma)
+            with fid.route(protocol.fid_route):
+                metrics[name] = frechet_distance(mu, sigma, refs[ext].mu, refs[ext].sigma)
         except DataError as err:
             if opts.strict:
                 raise
             unavailable[name] = str(err)
+    fid_seconds = time.perf_counter() - t_fid
 
     ci95: dict[str, list[float]] = {}
     undefined: dict[str, dict[str, Any]] = {}
     for name, values in per_image.items():
-        use = keep if name.startswith("lpips") and "lpips" in protocol.drop_applies_to else np.ones(n, bool)
+        use = keep["lpips"] if name.startswith("lpips") else np.ones(n, bool)
         vals = values[use]
         finite = np.isfinite(vals)
         if (~finite).any():
@@ -430,21 +426,31 @@ def evaluate(
 
     from bench.versions import git_hash, package_versions
 
+    dropped_ids = {what: [present[i][0] for i in np.flatnonzero(~m)] for what, m in keep.items()}
     record = {
+        "schema_version": SCHEMA_VERSION,
         "protocol": protocol.name,
         "protocol_settings": protocol.settings(),
         "method": (manifest or {}).get("method"),
+        "provenance": provenance(manifest, images_dir),
         "images": str(images_dir),
+        "name_pattern": opts.name_pattern,
+        "input_formats": folder.formats,
+        "lossy_input": folder.lossy,
         "num_images": n,
         "num_expected": n_expected,
         "missing": missing,
         "allow_missing": bool(opts.allow_missing),
-        "num_fid_images": int(keep.sum()),
-        "dropped": len(dropped_ids),
+        "num_fid_images": int(keep["fid"].sum()),
+        "num_lpips_images": int(keep["lpips"].sum()),
+        "dropped": max(len(v) for v in dropped_ids.values()),  # per network metric (N % k)
         "dropped_detail": {
             "emulated_batch": protocol.drop_remainder,
             "applies_to": list(protocol.drop_applies_to) if protocol.drop_remainder else [],
-            "pair_ids": dropped_ids,
+            "order": "fid: the folder's *.jpg then *.png in directory order; lpips: sorted file names"
+            if protocol.drop_remainder
+            else None,
+            "pair_ids": {what: ids for what, ids in dropped_ids.items() if ids},
         },
         "metrics": metrics,
         "ci95": ci95,
@@ -459,7 +465,14 @@ def evaluate(
         "weights_unverified": nets.unverified,
         "refstats": ref_record,
         "generated_size": list(gen_size),
-        "timing_seconds": {"generated_pass": gen_seconds, "total": time.perf_counter() - t_start},
+        "device": device_name(nets.device),
+        "dtype": "float32",
+        "timing_seconds": {
+            "reference": ref_seconds,
+            "generated_pass": gen_seconds,
+            "frechet": fid_seconds,
+            "total": time.perf_counter() - t_start,
+        },
         "versions": package_versions(),
         "git": git_hash(),
     }
@@ -467,101 +480,46 @@ def evaluate(
     return record, rows
 
 
+NET_CHUNK = 8  # pairs whose float views and activations are alive at once on the CPU
+
+
 def _score_chunk(
     protocol: Protocol,
     nets: Networks,
-    chunk: list,
-    keep: np.ndarray,
+    chunk: tuple,
+    keep: dict[str, np.ndarray],
     running: dict[str, RunningStats],
     per_image: dict[str, np.ndarray],
     sl: slice,
 ) -> None:
     """FID features, LPIPS, SSIM and PSNR of a few decoded pairs (rows ``sl`` of the outputs)."""
-    kb = torch.from_numpy(keep[sl])
-    gen_u8 = torch.stack([x[0] for x in chunk])
-    gt_u8 = torch.stack([x[1] for x in chunk])
-    gen_m = _metric_tensor([x[2] for x in chunk], gen_u8)
+    gen_u8, gt_u8, gen_views, gt_views = chunk
+    kb = torch.from_numpy(keep["fid"][sl]).to(gen_u8.device)
+    gen_m = _metric_tensor(gen_views, gen_u8)
     for ext, model in nets.extractors.items():
         if kb.any():
             running[ext].update(model(gen_m[kb] / 255.0))
     if nets.lpips:
-        gt_m = _metric_tensor([x[3] for x in chunk], gt_u8)
+        gt_m = _metric_tensor(gt_views, gt_u8)
         if protocol.lpips_input == "unit":
             a, c = 2 * (gen_m / 255.0) - 1, 2 * (gt_m / 255.0) - 1  # lpips normalize=True on [0, 1]
         else:
             a, c = gen_m / 127.5 - 1, gt_m / 127.5 - 1
         del gt_m
         for net, model in nets.lpips.items():
-            per_image[lpips_metric_name(net)][sl] = model(a, c).numpy()
+            per_image[lpips_metric_name(net)][sl] = model(a, c).cpu().numpy()
         del a, c
     del gen_m
-    _score_pixels(protocol, gen_u8, gt_u8, per_image, sl)
+    score_pixels(protocol, gen_u8, gt_u8, per_image, sl)
 
 
-NET_CHUNK = 8  # pairs whose float views and activations are alive at once
-PIXEL_CHUNK = 4  # images per SSIM call: the 5 filtered float32 maps and temporaries, ~60 MB at 4
+from bench.metrics.outputs import write_outputs  # noqa: E402  (re-exported: the CLI's import path)
 
-
-def _score_pixels(
-    protocol: Protocol, gen_u8: torch.Tensor, gt_u8: torch.Tensor, out: dict[str, np.ndarray], sl: slice
-) -> None:
-    """SSIM and PSNR variants on the eval views, in chunks of ``PIXEL_CHUNK`` images."""
-    for i in range(0, gen_u8.shape[0], PIXEL_CHUNK):
-        j = min(i + PIXEL_CHUNK, gen_u8.shape[0])
-        _score_pixels_chunk(protocol, gen_u8[i:j], gt_u8[i:j], out, slice(sl.start + i, sl.start + j))
-
-
-def _score_pixels_chunk(
-    protocol: Protocol, gen_u8: torch.Tensor, gt_u8: torch.Tensor, out: dict[str, np.ndarray], sl: slice
-) -> None:
-    """SSIM and PSNR variants on the eval views, as the reference scripts feed them (float32 x/255)."""
-    g01, t01 = gen_u8.to(torch.float32) / 255.0, gt_u8.to(torch.float32) / 255.0
-    padded: tuple[torch.Tensor, torch.Tensor] | None = None
-    for name in (*protocol.ssim, *protocol.psnr):
-        if name.endswith("_pad40"):
-            if padded is None:
-                padded = (
-                    preprocess.pad40(gen_u8.to(torch.float32)) / 255.0,
-                    preprocess.pad40(gt_u8.to(torch.float32)) / 255.0,
-                )
-            g, t = padded
-        else:
-            g, t = g01, t01
-        base = name.removesuffix("_pad40")
-        if base == "ssim_w51":
-            v = ssim_w51(t, g)
-        elif base == "ssim_g15_dr":
-            v = ssim_gauss_dr(t, g, 1.5)
-        elif base == "ssim_g12_dr":
-            v = ssim_gauss_dr(t, g, 1.2)
-        elif base == "psnr":
-            v = psnr(t, g, data_range=1.0)
-        else:
-            raise ValueError(f"unknown pixel metric {name!r}")
-        out[name][sl] = v.numpy()
-
-
-def write_outputs(
-    record: dict[str, Any], rows: list[dict[str, Any]], out_json: Path | None, out_csv: Path | None
-) -> None:
-    """metrics.json and per_image.csv, atomically; non-finite per-image values are empty cells."""
-    import csv
-    import math
-
-    from bench.io import atomic_path, write_json_atomic
-
-    if out_json is not None:
-        write_json_atomic(out_json, record)
-    if out_csv is not None:
-        cols = list(rows[0].keys()) if rows else ["pair_id"]
-        with atomic_path(out_csv) as tmp:
-            with open(tmp, "w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(cols)
-                for r in rows:
-                    w.writerow(
-                        [
-                            r[c] if c == "pair_id" else ("" if not math.isfinite(r[c]) else repr(r[c]))
-                            for c in cols
-                        ]
-                    )
+__all__ = [
+    "EvalOptions",
+    "evaluate",
+    "load_networks",
+    "obtain_reference_stats",
+    "reference_stats",
+    "write_outputs",
+]

@@ -18,6 +18,10 @@ finite and well defined (``||mu1 - mu2||^2 + tr(sigma)``) and is returned as suc
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -72,13 +76,28 @@ def _trace_sqrt_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(lam.sqrt().sum())
 
 
+# A protocol's FID route (Protocol.fid_route) -> frechet_distance's method.
+ROUTES = {"scipy-sqrtm": "sqrtm", "fast": "auto"}
+_ROUTE: contextvars.ContextVar[str] = contextvars.ContextVar("fid_route", default="auto")
+
+
+@contextlib.contextmanager
+def route(name: str) -> Iterator[None]:
+    """``frechet_distance`` calls without an explicit method take the protocol route ``name`` inside."""
+    token = _ROUTE.set(ROUTES[name])
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
 def frechet_distance(
     mu1: np.ndarray,
     sigma1: np.ndarray,
     mu2: np.ndarray,
     sigma2: np.ndarray,
     eps: float = 1e-6,
-    method: str = "auto",
+    method: str | None = None,
 ) -> float:
     """d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64.
 
@@ -86,7 +105,9 @@ def frechet_distance(
     normal case: a reference set larger than 2048 images) and the symmetric-eigendecomposition
     route otherwise (fewer images than dimensions); "cholesky", "eigh" and "sqrtm" force one.
     All agree with pytorch-fid within 1e-4 (tests); "sqrtm" is bit-for-bit its algorithm.
+    Without ``method``, the route set by ``route()`` (default "auto").
     """
+    method = method or _ROUTE.get()
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = (
         np.atleast_2d(np.asarray(sigma1, np.float64)),
@@ -118,24 +139,28 @@ def frechet_distance(
 
 
 class RunningStats:
-    """Streaming mean and (sample, ddof=1) covariance of feature vectors, in float64."""
+    """Streaming mean and (sample, ddof=1) covariance of feature vectors, in float64 on ``device``.
 
-    def __init__(self, dims: int) -> None:
+    The features stay on the device they were computed on (the GPU's float64 matmul adds each
+    batch's outer products); only ``finalize`` brings the 2048-d result back as NumPy arrays.
+    """
+
+    def __init__(self, dims: int, device: torch.device | str = "cpu") -> None:
         self.dims = dims
+        self.device = torch.device(device)
         self.n = 0
-        self._shift: np.ndarray | None = None
-        self._sum = np.zeros(dims, np.float64)
-        self._outer = np.zeros((dims, dims), np.float64)
+        self._shift: torch.Tensor | None = None
+        self._sum = torch.zeros(dims, dtype=torch.float64, device=self.device)
+        self._outer = torch.zeros((dims, dims), dtype=torch.float64, device=self.device)
 
     def update(self, feats: torch.Tensor | np.ndarray) -> None:
-        x = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else np.asarray(feats)
-        x = x.astype(np.float64, copy=False).reshape(-1, self.dims)
+        x = torch.as_tensor(feats).detach().to(self.device, torch.float64).reshape(-1, self.dims)
         if x.shape[0] == 0:
             return
         if self._shift is None:
-            self._shift = x.mean(axis=0)
+            self._shift = x.mean(dim=0)
         xc = x - self._shift
-        self._sum += xc.sum(axis=0)
+        self._sum += xc.sum(dim=0)
         self._outer += xc.T @ xc
         self.n += x.shape[0]
 
@@ -145,8 +170,8 @@ class RunningStats:
             raise DataError(
                 f"FID needs at least 2 {what} to estimate a covariance; got {self.n}. Score a larger set"
             )
-        mean_c = self._sum / self.n
-        mu = self._shift + mean_c
-        sigma = (self._outer - self.n * np.outer(mean_c, mean_c)) / (self.n - 1)
+        mean_c = (self._sum / self.n).cpu().numpy()
+        mu = self._shift.cpu().numpy() + mean_c
+        sigma = (self._outer.cpu().numpy() - self.n * np.outer(mean_c, mean_c)) / (self.n - 1)
         sigma = (sigma + sigma.T) / 2  # exact symmetry, as np.cov produces
         return mu, sigma

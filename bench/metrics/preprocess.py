@@ -87,7 +87,7 @@ def pad40(x255: torch.Tensor) -> torch.Tensor:
         raise DataError(
             f"40-px white padding is defined for 256x176 images, got {h}x{w}; use another protocol"
         )
-    out = torch.full((b, c, 256, 256), 255.0, dtype=x255.dtype)
+    out = torch.full((b, c, 256, 256), 255.0, dtype=x255.dtype, device=x255.device)
     out[..., 40:216] = x255
     return out
 

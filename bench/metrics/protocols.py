@@ -37,6 +37,12 @@ class Protocol:
     psnr: tuple[str, ...]
     drop_remainder: int | None = None  # emulation of a batch loop that drops the last partial batch
     drop_applies_to: tuple[str, ...] = ("fid", "lpips")
+    abs_error: tuple[str, ...] = ()  # PIDM's l1 and mae_sumnorm (bench/metrics/abs_error.py)
+    ssim_dtype: str = "float32"  # SSIM arithmetic: float32 (scikit-image >= 0.19) or float64 (0.17, PIDM)
+    # FID's matrix square root: "scipy-sqrtm" follows the reference scripts step for step (scipy
+    # sqrtm, eps offset when singular); "fast" takes Cholesky/eigh routes (same quantity, ~1e-6 apart
+    # for rank-deficient covariances, 30x faster at 2048-d).
+    fid_route: str = "scipy-sqrtm"
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def settings(self) -> dict[str, Any]:
@@ -123,13 +129,17 @@ PROTOCOLS: dict[str, Protocol] = {
             lpips_input="pm1",
             ssim=("ssim_w51", "ssim_g12_dr"),
             psnr=("psnr",),
+            abs_error=("l1", "mae_sumnorm"),
+            ssim_dtype="float64",
             notes=(
                 "GT and reference = high-res resized to 256x256 with PIL BICUBIC (PIDM's *_256x256_pngs, PNG is "
                 "lossless so in-memory uint8 is identical); reference = all train.lst images (PIDM issue #37)",
                 "generated images not at 256x256 are stretched with PIL BICUBIC (PIDM generates 256x256)",
-                "SSIM/PSNR at 256x256 without resize; ssim_256 uses sigma 1.2 (9x9 window)",
+                "SSIM/PSNR/L1/MAE at 256x256 without resize; ssim_256 uses sigma 1.2 (9x9 window); SSIM in float64 "
+                "as scikit-image 0.17.2 (PIDM's pin) computes it; l1 and mae_sumnorm as utils/metrics.py",
                 "PIDM drops the remainder of every batch of 64 (FID, LPIPS); reproduced only with "
-                "--emulate-drop-remainder 64 over name-sorted pairs, and the result states how many were dropped",
+                "--emulate-drop-remainder 64 in PIDM's loader order (FID: each folder's *.jpg then *.png in "
+                "directory order; LPIPS: sorted names), and the result states how many and which were dropped",
             ),
         ),
         Protocol(
@@ -166,7 +176,9 @@ PROTOCOLS: dict[str, Protocol] = {
             lpips_input="unit",
             ssim=SSIM_VARIANTS,
             psnr=PSNR_VARIANTS,
+            fid_route="fast",
             notes=(
+                "FID's matrix square root by Cholesky/eigh (fast; within ~1e-6 of scipy's sqrtm)",
                 "one rule for every method: any image not at 256x176 (GT, reference or generated) is resized "
                 "with PIL BICUBIC (antialiased); FID with the standard pytorch-fid weights vs all train.lst images",
                 "LPIPS VGG is available with --lpips-nets alex,vgg (slow on CPU: ~2 pairs/s)",

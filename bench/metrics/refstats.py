@@ -60,8 +60,17 @@ def reference_files(root: str | Path, protocol: Protocol) -> list[Path]:
             f"{folder}: no reference images found ({protocol.reference_listing}); prepare the dataset"
         )
     if protocol.drop_remainder:
+        # PIDM/GFLA read the reference folder unsorted and drop the tail of that order.
+        files = [files[i] for i in loader_order(folder, files)]
         files = files[: len(files) // protocol.drop_remainder * protocol.drop_remainder]
     return files
+
+
+def loader_order(folder: Path, files: list[Path]) -> list[int]:
+    """Indices of ``files`` in the order PIDM/GFLA's loaders read a folder: ``list(folder.glob("*.jpg")) +
+    list(folder.glob("*.png"))``, i.e. directory order, JPEGs first (anything else last, as given)."""
+    rank = {p.name: i for i, p in enumerate([*folder.glob("*.jpg"), *folder.glob("*.png")])}
+    return sorted(range(len(files)), key=lambda i: (rank.get(files[i].name, len(rank)), i))
 
 
 def file_list_hash(files: list[Path]) -> str:

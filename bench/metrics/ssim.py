@@ -1,53 +1,116 @@
-"""SSIM exactly as scikit-image's ``structural_similarity`` computes it, batched in torch.
+"""SSIM exactly as scikit-image's ``structural_similarity`` computes it, batched in torch on any device.
 
-The reference scripts pass float32 arrays, so scikit-image works in float32: it filters each
-channel with ``scipy.ndimage`` (``uniform_filter`` or ``gaussian_filter``, reflect mode, float32
-output), forms the SSIM map in float32 and averages it in float64 over the interior (a border of
-``(win - 1) // 2`` px is cropped), stores channel means as float32 and averages them. We call the
-very same ndimage filters on a stack of all maps of a batch (size/sigma 0 along the stack axis, which
-ndimage skips, so each map is filtered exactly as the reference's 2-D call) and follow the rest
-expression by expression in torch. The filters are therefore bit-identical to the reference, and
-ndimage's running-sum uniform filter (O(1) per pixel in the window size) and 1-D Gaussian passes
-are ~6x faster here than the banded float64 matmuls this module used before.
+scikit-image filters each channel with ``scipy.ndimage`` (``uniform_filter`` or
+``gaussian_filter``, mode ``reflect``), forms the SSIM map, averages it over the interior (a
+border of ``(win - 1) // 2`` px is cropped) and averages the channels. We compute the same
+quantities with torch tensor operations, so the same code runs on the CPU and on a GPU:
+
+- **Border handling.** Every interior pixel's window lies inside the image (the crop equals the
+  window radius), so the reflected border never reaches a value that is averaged: filtering only
+  the "valid" region gives exactly the cropped maps, with no padding at all.
+- **Filter arithmetic.** ndimage filters one axis at a time (rows, then columns), accumulating in
+  float64 and storing each pass in the array's dtype. We do the same: each 1-D pass runs in
+  float64 (a running-sum box for the uniform window, as ndimage's ``uniform_filter1d``; the
+  centre tap plus symmetric pairs for the Gaussian, as its ``correlate1d``, with ndimage's
+  normalised ``exp(-x^2 / 2 sigma^2)`` taps, truncate 3.5) and is cast back to the working dtype.
+- **Where the filters run.** On a GPU, those torch passes. On the CPU, ``scipy.ndimage`` itself
+  (the reference's own C loops: one fused pass per axis, ~5x faster here than torch's op-by-op
+  passes, and bit-identical to the reference by construction). Everything around the filters
+  (products, SSIM map, means, data ranges, dtypes) is the same torch code on both; the torch
+  filters are tested on the CPU against ndimage and end to end (``torch_filters()`` forces them).
+- **Working dtype.** ``float32``: scikit-image >= 0.19 on the float32 arrays the CFLD/GFLA/DPTN
+  scripts pass (the map in float32, its mean in float64, channel means stored as float32).
+  ``float64``: scikit-image 0.17.2 (PIDM's pin), which converts every input to float64 first.
 
 Variants (names in README.md):
 - ``w51``: uniform 51x51 window, sample covariance (NP/(NP-1)), data_range given (1 on [0, 1]);
-- ``g<sigma>_dr``: Gaussian window (truncate 3.5: 11x11 for sigma 1.5, 9x9 for 1.2), population
-  covariance, on images x255, data_range = max - min of each *predicted* image (GFLA lineage).
+- ``g<sigma>_dr``: Gaussian window (11x11 for sigma 1.5, 9x9 for 1.2), population covariance,
+  on images x255, data_range = max - min of each *predicted* image (GFLA lineage).
 A predicted image with max == min gives C1 = C2 = 0 and 0/0 in the reference; we return NaN for
 that image and the engine reports it as undefined (never averaged in silently).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import torch
 
 K1, K2 = 0.01, 0.03
 TRUNCATE = 3.5
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def gaussian_radius(sigma: float) -> int:
     return int(TRUNCATE * sigma + 0.5)
 
 
-def _filter_maps(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tensor:
-    """scikit-image's filter of each (H, W) map of (N, H, W) float32, then the interior crop.
+def gaussian_taps(sigma: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """ndimage's Gaussian kernel: ``exp(-0.5 / sigma^2 * x^2)`` over ``[-r, r]``, normalised, float64."""
+    radius = gaussian_radius(sigma)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    phi = torch.exp(-0.5 / (sigma * sigma) * x * x)
+    return phi / phi.sum()
 
-    ``scipy.ndimage`` works per axis along axes with a size > 1 (or sigma > 0) only, so the stack
-    axis is untouched and every map is filtered exactly as ``filter_func(map)`` in skimage.
-    """
+
+def _box_valid(x: torch.Tensor, win: int, dim: int) -> torch.Tensor:
+    """Mean over ``win`` consecutive values along ``dim`` (valid positions only), float64 accumulation."""
+    c = torch.cumsum(x.to(torch.float64), dim)
+    length = x.shape[dim] - win + 1
+    head = c.narrow(dim, win - 1, length)
+    tail = torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, length - 1)], dim)
+    return ((head - tail) / win).to(x.dtype)
+
+
+def _taps_valid(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
+    """Symmetric correlation along ``dim`` (valid positions), centre tap then pairs, float64 accumulation."""
+    r = (len(taps) - 1) // 2
+    x64 = x.to(torch.float64)
+    length = x.shape[dim] - 2 * r
+    out = x64.narrow(dim, r, length) * taps[r]
+    for j in range(1, r + 1):
+        out.add_(x64.narrow(dim, r + j, length) + x64.narrow(dim, r - j, length), alpha=taps[r + j])
+    return out.to(x.dtype)
+
+
+_FORCE_TORCH: contextvars.ContextVar[bool] = contextvars.ContextVar("ssim_torch_filters", default=False)
+
+
+@contextlib.contextmanager
+def torch_filters() -> Iterator[None]:
+    """Run the torch filters (the GPU's) on the CPU too, inside the block: for tests and checks."""
+    token = _FORCE_TORCH.set(True)
+    try:
+        yield
+    finally:
+        _FORCE_TORCH.reset(token)
+
+
+def _ndimage_valid(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tensor:
+    """The reference's call, ``uniform_filter``/``gaussian_filter`` per map (size/sigma 0 on the stack
+    axis, which ndimage skips), then the interior crop; output in the input's dtype."""
     from scipy import ndimage
 
-    arr = x.detach().to(torch.float32).contiguous().numpy()
+    arr = x.detach().contiguous().numpy()
     if sigma is not None:
         out = ndimage.gaussian_filter(arr, sigma=(0.0, sigma, sigma), truncate=TRUNCATE)
     else:
         out = ndimage.uniform_filter(arr, size=(1, win, win))
     pad = (win - 1) // 2
-    h, w = arr.shape[1:]
-    return torch.from_numpy(out)[:, pad : h - pad, pad : w - pad]
+    return torch.from_numpy(out)[:, pad : arr.shape[1] - pad, pad : arr.shape[2] - pad]
+
+
+def _filter_valid(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tensor:
+    """scikit-image's filter of each (H, W) map of (N, H, W), rows then columns, cropped to the interior."""
+    if x.device.type == "cpu" and not _FORCE_TORCH.get():
+        return _ndimage_valid(x, win, sigma)
+    taps = gaussian_taps(sigma).tolist() if sigma is not None else None
+    for dim in (1, 2):
+        x = _box_valid(x, win, dim) if taps is None else _taps_valid(x, taps, dim)
+    return x
 
 
 def ssim(
@@ -58,15 +121,16 @@ def ssim(
     gaussian_sigma: float | None = None,
     data_range: float | torch.Tensor = 1.0,
     sample_covariance: bool = True,
+    dtype: str = "float32",
 ) -> torch.Tensor:
-    """Per-image SSIM of (B, C, H, W) float32 batches; returns float64 (B,).
+    """Per-image SSIM of (B, C, H, W) batches in ``dtype`` arithmetic; returns float64 (B,) on their device.
 
     Equals ``structural_similarity(gt[i], pred[i], channel_axis=0, ...)`` with the same
-    arguments, cast through float32 as scikit-image returns it for float32 input.
-    ``data_range`` may be a (B,) tensor (per-image ranges).
+    arguments, for inputs of that dtype. ``data_range`` may be a (B,) tensor (per-image ranges).
     """
-    gt = gt.to(torch.float32)
-    pred = pred.to(torch.float32)
+    work = DTYPES[dtype]
+    gt = gt.to(work)
+    pred = pred.to(work)
     if gt.shape != pred.shape or gt.dim() != 4:
         raise ValueError(
             f"ssim needs two (B, C, H, W) batches of equal shape, got {gt.shape} and {pred.shape}"
@@ -83,14 +147,16 @@ def ssim(
 
     x = gt.reshape(b * c, h, w)
     y = pred.reshape(b * c, h, w)
-    # One filter call for the five maps of the whole batch (one pass through ndimage's C loop).
-    maps = _filter_maps(torch.cat([x, y, x * x, y * y, x * y]), win, gaussian_sigma)
+    maps = _filter_valid(torch.cat([x, y, x * x, y * y, x * y]), win, gaussian_sigma)
     ux, uy, uxx, uyy, uxy = maps.chunk(5)
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)
 
-    r = torch.as_tensor(data_range, dtype=torch.float32)
+    r = torch.as_tensor(data_range, device=gt.device)
+    # float32: the range is a float32 scalar and C1, C2 float32 (NumPy 2 keeps float32 * Python float);
+    # float64 (scikit-image 0.17): the float32 range of the script's array enters float64 arithmetic.
+    r = r.to(torch.float32).to(work)
     if r.dim() == 0:
         c1 = ((K1 * r) ** 2).expand(b * c).view(-1, 1, 1)
         c2 = ((K2 * r) ** 2).expand(b * c).view(-1, 1, 1)
@@ -102,21 +168,22 @@ def ssim(
     b1 = ux**2 + uy**2 + c1
     b2 = vx + vy + c2
     s = (a1 * a2) / (b1 * b2)
-    per_channel = s.to(torch.float64).mean(dim=(1, 2)).to(torch.float32).view(b, c)
-    # scikit-image stores channel means in a float32 array and averages them (float32 result).
+    # scikit-image stores channel means in an array of the working dtype and averages them.
+    per_channel = s.to(torch.float64).mean(dim=(1, 2)).to(work).view(b, c)
     return per_channel.mean(dim=1).to(torch.float64)
 
 
-def ssim_w51(gt: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """CFLD/GFLA ``ssim``: uniform 51x51, data_range 1, sample covariance, on [0, 1] float32."""
-    return ssim(gt, pred, win_size=51, data_range=1.0, sample_covariance=True)
+def ssim_w51(gt: torch.Tensor, pred: torch.Tensor, dtype: str = "float32") -> torch.Tensor:
+    """CFLD/GFLA ``ssim``: uniform 51x51, data_range 1, sample covariance, on [0, 1] images."""
+    return ssim(gt, pred, win_size=51, data_range=1.0, sample_covariance=True, dtype=dtype)
 
 
-def ssim_gauss_dr(gt: torch.Tensor, pred: torch.Tensor, sigma: float) -> torch.Tensor:
-    """GFLA-lineage ``ssim_256``: images x255 (float32), Gaussian sigma, data_range = pred max - min."""
+def ssim_gauss_dr(gt: torch.Tensor, pred: torch.Tensor, sigma: float, dtype: str = "float32") -> torch.Tensor:
+    """GFLA-lineage ``ssim_256``: images x255 (in float32, as the scripts multiply), Gaussian sigma,
+    data_range = max - min of each predicted image (a float32 value)."""
     gt255 = gt.to(torch.float32) * 255.0
     pred255 = pred.to(torch.float32) * 255.0
     flat = pred255.reshape(pred255.shape[0], -1)
     dr = flat.amax(dim=1) - flat.amin(dim=1)
-    out = ssim(gt255, pred255, gaussian_sigma=sigma, data_range=dr, sample_covariance=False)
+    out = ssim(gt255, pred255, gaussian_sigma=sigma, data_range=dr, sample_covariance=False, dtype=dtype)
     return torch.where(dr > 0, out, torch.full_like(out, math.nan))

@@ -1,7 +1,10 @@
 """Read ``metrics.json`` files (written by ``pgpis evaluate``, format in docs/architecture.md).
 
-Only the fields a report needs are checked; a file that lacks them is refused with its path, so
-a table never silently shows a run with missing numbers.
+A results file is data from outside: it is validated against the results schema
+(``bench/metrics/metrics.schema.json``; files without ``schema_version``, written before it, field
+by field with only ``protocol`` and ``metrics`` required) before any value is used, so a wrong
+type or a NaN/Infinity count is refused with the file and the field named, never a traceback. A
+metric value that is NaN is shown as not available (with the reason), never averaged or ranked.
 """
 
 from __future__ import annotations
@@ -81,6 +84,13 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunMetrics:
         if value is None:  # tolerated: treated as unavailable below
             continue
         metrics[str(name)] = _number(value, path, f"metrics.{name}")
+    # Everything else against the schema (types, counts that are integers, finite interval bounds).
+    from bench.metrics.results_schema import problems
+
+    found = problems(data)
+    if found:
+        shown = "; ".join(found[:5]) + (f"; ... ({len(found) - 5} more)" if len(found) > 5 else "")
+        raise DataError(f"{path}: not a valid metrics file: {shown}; {_FIX}")
     unavailable = {str(k): str(v) for k, v in (data.get("unavailable") or {}).items()}
     for name, value in raw_metrics.items():
         if value is None and name not in unavailable:

@@ -71,6 +71,24 @@ def _column_order(names: set[str]) -> list[str]:
     return sorted(names, key=key)
 
 
+def _refuse_unequal_settings(runs: list[RunMetrics]) -> None:
+    """Runs under one protocol name must have equal settings: the caption shows one set for them all
+    (e.g. one run scored with --emulate-drop-remainder 64 and one without are not comparable)."""
+    from bench.manifest import _differences
+
+    first: dict[str, RunMetrics] = {}
+    for run in runs:
+        ref = first.setdefault(run.protocol, run)
+        diffs = _differences(ref.protocol_settings, run.protocol_settings)
+        if diffs:
+            shown = "; ".join(d.replace(" in the folder, now ", " vs ") for d in diffs[:5])
+            raise ConfigError(
+                f"{ref.path} and {run.path} both use protocol {run.protocol!r} but with different settings "
+                f"({shown}); their numbers are not comparable. Rescore them under the same settings, or make one "
+                "table per setting"
+            )
+
+
 def build_table(runs: list[RunMetrics], allow_mixed: bool = False, sort_by: str | None = None) -> Table:
     """Check the runs can share a table, choose columns and sort the rows best first."""
     if not runs:
@@ -83,6 +101,7 @@ def build_table(runs: list[RunMetrics], allow_mixed: bool = False, sort_by: str 
             "different protocols are not comparable; make one table per protocol, or pass --allow-mixed to "
             "show them side by side with a protocol column."
         )
+    _refuse_unequal_settings(runs)
     names = {n for r in runs for n in (*r.metrics, *r.unavailable)}
     metrics = _column_order(names)
     overrides: dict[str, str] = {}

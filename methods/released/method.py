@@ -31,7 +31,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.api import ConfigError, DataError, InputSpec, Method, MethodInfo, PairBatch
+from bench.api import (
+    ConfigError,
+    DataError,
+    InputSpec,
+    Method,
+    MethodInfo,
+    PairBatch,
+    format_names,
+    pair_fields,
+)
 
 DEFAULT_PATTERNS = ("{pid}.png", "{pid}.jpg")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -104,7 +113,7 @@ def _int_list(config: dict[str, Any], key: str, length: int) -> list[int] | None
 
 def _pair_id(source: str, target: str) -> str:
     """The engine's pair id (``PairBatch.pair_ids``): ``<src stem>_2_<tgt stem>``."""
-    return f"{Path(source).stem}_2_{Path(target).stem}"
+    return pair_fields(source, target)["pid"]
 
 
 class Released(Method):
@@ -159,19 +168,7 @@ class Released(Method):
         }
 
     def names(self, source: str, target: str) -> list[str]:
-        fields = {
-            "src": source,
-            "tgt": target,
-            "src_stem": Path(source).stem,
-            "tgt_stem": Path(target).stem,
-            "pid": _pair_id(source, target),
-        }
-        try:
-            return [pattern.format(**fields) for pattern in self.patterns]
-        except (KeyError, IndexError, ValueError) as err:
-            raise ConfigError(
-                f"released: bad pattern in {self.patterns!r} ({err}); use {{src}}, {{tgt}}, {{src_stem}}, {{tgt_stem}}, {{pid}}"
-            ) from None
+        return format_names(self.patterns, source, target, "released")
 
     def cut(self, image: np.ndarray, where: str) -> np.ndarray:
         """The generated panel, then the crop box."""

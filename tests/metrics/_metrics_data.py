@@ -126,3 +126,24 @@ def write_generated(
         ids.append(pid)
     (out / "manifest.json").write_text(json.dumps({"method": method, "settings": {}}))
     return ids
+
+
+class PoolFeatures(torch.nn.Module):
+    """A 12-d stand-in for Inception (2x2 average pool of each channel): engine tests run in seconds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x.float(), (2, 2)).flatten(1)
+
+
+def evaluate_root(root: Path, images: Path, protocol: str, tmp: Path, **kw) -> tuple[dict, list]:  # noqa: ANN003
+    """``engine.evaluate`` of ``images`` against ``root``'s test pairs with test-friendly options."""
+    from bench.data.deepfashion import DeepFashionDataset
+    from bench.metrics.engine import EvalOptions, evaluate
+    from bench.metrics.protocols import get_protocol
+
+    ds = DeepFashionDataset(root, "test")
+    kw.setdefault("cache_dir", tmp / "cache")
+    kw.setdefault("bootstrap", 20)
+    proto = kw.pop("protocol_obj", None) or get_protocol(protocol)
+    opts = EvalOptions(allow_unverified_weights=True, progress=False, **kw)
+    return evaluate(proto, images, ds.pairs, ds.images_dir, root, opts)

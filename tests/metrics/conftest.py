@@ -29,3 +29,14 @@ def fake_weights(weight_store: Path) -> Path:
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     return write_root(tmp_path / "data")
+
+
+@pytest.fixture
+def pool_fid(monkeypatch: pytest.MonkeyPatch, fake_weights: Path) -> None:
+    """Inception replaced by a 12-d pooling stand-in (weights still resolved and hashed as usual)."""
+    from _metrics_data import PoolFeatures
+
+    from bench.metrics import engine
+
+    monkeypatch.setattr(engine, "build_extractor", lambda name, path: PoolFeatures())
+    monkeypatch.setattr(engine, "FEATURE_DIMS", 12)
