@@ -249,9 +249,7 @@ def check_writable(paths: Sequence[str | os.PathLike]) -> None:
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
         if not folder.is_dir():
-            raise ConfigError(
-                f"{dest}: cannot write it: {folder} is not a folder; choose another path"
-            )
+            raise ConfigError(f"{dest}: cannot write it: {folder} is not a folder; choose another path")
         probe = folder / temp_name(dest, ".probe")
         try:
             probe.touch(exist_ok=False)

@@ -50,5 +50,7 @@ def test_cfld_pose_transfer_example(checkpoint: Path, tmp_path: Path) -> None:
 
 def test_example_says_how_to_get_the_checkpoint(tmp_path: Path) -> None:
     done = _run("--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
-    assert done.returncode == 2 and "dvc repro train@cfld-tiny" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        done.returncode == 2 and "dvc repro train@cfld-tiny" in done.stderr and "Traceback" not in done.stderr
+    )
     assert not (tmp_path / "out").exists()
