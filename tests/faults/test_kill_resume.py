@@ -104,6 +104,40 @@ def test_refstats_killed_then_rerun(tmp_path: Path, inception_weights: None) -> 
     assert temporaries(out) == []
 
 
+def test_evaluate_killed_then_rerun(tiny_synth: Path, tmp_path: Path) -> None:
+    """evaluate writes metrics.json and per_image.csv as one set: a kill while they are written leaves
+    the old set (here: none) and our temporaries, which the rerun removes. The per-image scores are
+    byte-identical; metrics.json equals the uninterrupted run's but for its timings."""
+    import json
+
+    rng = random.Random(SEED + 5)
+    gen = tmp_path / "generated"
+    assert main(["generate", "--method", "copy-source", "--dataset", str(tiny_synth), "--out", str(gen),
+                 "--no-progress"]) == 0  # fmt: skip
+    args = ["evaluate", "--protocol", "pgpis-v1", "--images", str(gen), "--dataset", str(tiny_synth),
+            "--no-progress", "--no-cache", "--workers", "0", "--device", "cpu"]  # fmt: skip
+
+    def outputs(folder: Path) -> list[str]:
+        return ["--out", str(folder / "metrics.json"), "--per-image", str(folder / "per_image.csv")]
+
+    assert main([*args, *outputs(tmp_path / "reference")]) == 0
+    out = tmp_path / "killed"
+    out.mkdir()
+    # Both files are written at the very end: the kill lands while their temporaries exist.
+    assert kill_during_write([*args, *outputs(out)], out, rng, max_delay=0.002)
+    assert not (out / "metrics.json").exists() or (out / "per_image.csv").exists(), "half a set"
+    assert main([*args, *outputs(out)]) == 0
+    assert (out / "per_image.csv").read_bytes() == (tmp_path / "reference" / "per_image.csv").read_bytes()
+
+    def without_timings(path: Path) -> dict:
+        record = json.loads(path.read_text())
+        record.pop("timing_seconds", None)
+        return record
+
+    assert without_timings(out / "metrics.json") == without_timings(tmp_path / "reference" / "metrics.json")
+    assert temporaries(out) == []
+
+
 def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
     """Training resumes from its last whole checkpoint; the final weights equal the uninterrupted run's to
     float32 rounding (bitwise equality is not promised across a resume: tests/cfld/test_train.py), the
