@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # at run time these load lazily (module __getattr__ below)
     from bench.data.deepfashion import DeepFashionDataset, image_tensor, load_image
     from bench.data.loader import PairDataset
     from bench.data.posemaps import pose_map
+    from bench.versions import package_versions
 
 # Pose-map kinds the engine can build for a method (see bench.data.posemaps):
 #  "heatmaps18": 18 Gaussian heatmaps (sigma 6, as GFLA/DPTN/CFLD);
@@ -187,6 +188,8 @@ _LAZY = {
     "PairDataset": "bench.data.loader",
     # (18, 2) keypoints -> the pose maps the engine builds (heatmaps18 | skeleton3 | cfld21).
     "pose_map": "bench.data.posemaps",
+    # The installed packages' versions and the environment lock they came from (a training's provenance).
+    "package_versions": "bench.versions",
 }
 
 
@@ -217,6 +220,7 @@ __all__ = [
     "format_names",
     "image_tensor",
     "load_image",
+    "package_versions",
     "pair_fields",
     "pair_seed",
     "pose_map",

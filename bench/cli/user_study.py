@@ -201,6 +201,12 @@ def run_serve(args: argparse.Namespace) -> int:
         f"(participants: http://{shown}:{port}/?participant=ID); answers go to {args.db}; Ctrl-C stops",
         flush=True,
     )
+    import signal
+
+    # Ctrl-C (and a service manager's SIGTERM) stop the server cleanly, even when this process was
+    # started in the background, where the shell sets SIGINT to "ignore" and Python then keeps it so.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

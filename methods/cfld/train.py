@@ -389,7 +389,7 @@ def _train(
     result.global_step = global_step
     result.seconds = time.time() - started
     if accelerator.is_main_process:
-        from bench.versions import package_versions
+        from bench.api import package_versions
 
         extra = {
             "steps": global_step,

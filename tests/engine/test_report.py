@@ -266,7 +266,14 @@ def _protocol_runs(tmp_path: Path) -> Path:
             if protocol == "cfld-256":  # as evaluate records it: generated on the synthetic set
                 data["provenance"] = {
                     "method": data["method"]["name"],
-                    "dataset": {"dataset_json_sha256": "ab" * 32},
+                    "config": {},
+                    "checkpoint_sha256": None,
+                    "seed": 3407,
+                    "sampler": None,
+                    "steps": None,
+                    "guidance": None,
+                    "dataset_files_sha256": {"dataset_json_sha256": "ab" * 32},
+                    "num_pairs": 24,
                 }
             data["unavailable"] = {
                 k: "weight file x.pth is not at /y. Run `pgpis fetch-weights pt_inception` when online" for k in data["unavailable"]

@@ -92,7 +92,7 @@ def test_provenance_recorded_by_evaluate_is_logged_as_readable_params(
 
     for path in project["metrics"].rglob("*.json"):
         data = json.loads(path.read_text())
-        data.update(schema_version=2, device="cpu", dtype="float32")
+        data.update(schema_version=1, device="cpu", dtype="float32", versions={})
         data["provenance"] = {
             "method": data["method"]["name"],
             "config": {
@@ -124,7 +124,7 @@ def test_provenance_recorded_by_evaluate_is_logged_as_readable_params(
         p["provenance.guidance.down"] == "2.0"
         and p["provenance.dataset_files_sha256.pairs_sha256"] == "56" * 32
     )
-    assert p["provenance.device"] == "cpu" and p["provenance.schema_version"] == "2"
+    assert p["provenance.device"] == "cpu" and p["provenance.schema_version"] == "1"
     assert not [k for k in p if k.startswith("provenance.config.")]
 
 

@@ -104,7 +104,8 @@ def kill_during_write(
 def _has_temporary(folder: Path, prefix: str) -> bool:
     try:
         for _dirpath, dirs, files in os.walk(folder):
-            if any(n.startswith(prefix) for n in (*dirs, *files)):
+            # A writability probe (``*.probe``, made and removed before the work) is not an output write.
+            if any(n.startswith(prefix) and not n.endswith(".probe") for n in (*dirs, *files)):
                 return True
     except OSError:
         return False
