@@ -24,6 +24,7 @@ from torch import nn
 
 FEATURE_DIMS = 2048
 CHUNK = 4  # images per forward pass; bounds activation memory (~130 MB less than 8; speed is the same)
+GPU_CHUNK = 128  # on a GPU: a whole batch per pass
 EXTRACTORS: dict[str, str] = {"ptincv3": "pt_inception", "incv3tv": "inception_v3_tv"}  # name -> weight key
 
 # ImageNet statistics used by torchvision's transform_input and the GFLA-lineage scaling.
@@ -150,8 +151,10 @@ class TvInceptionV3(nn.Module):
 
 
 def _chunked(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Run ``fn`` over chunks of ``CHUNK`` images: 299x299 activations of 32 images need ~0.5 GB."""
-    outs = [fn(x[i : i + CHUNK]).reshape(min(CHUNK, x.shape[0] - i), -1) for i in range(0, x.shape[0], CHUNK)]
+    """Run ``fn`` over chunks of ``CHUNK`` images on the CPU (299x299 activations of 32 images need
+    ~0.5 GB of RAM), ``GPU_CHUNK`` on a GPU (throughput)."""
+    step = CHUNK if x.device.type == "cpu" else GPU_CHUNK
+    outs = [fn(x[i : i + step]).reshape(min(step, x.shape[0] - i), -1) for i in range(0, x.shape[0], step)]
     return torch.cat(outs) if outs else x.new_zeros((0, FEATURE_DIMS))
 
 

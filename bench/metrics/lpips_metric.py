@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 BACKBONE_WEIGHT = {"alex": "alexnet", "vgg": "vgg16"}
-CHUNK = 8  # pairs per forward pass (bounds activation memory)
+CHUNK = 8  # pairs per forward pass on the CPU (bounds activation memory)
+GPU_CHUNK = 128  # on a GPU: a whole batch per pass
 
 
 def head_path(net: str, version: str = "0.1") -> Path:
@@ -77,8 +78,9 @@ class Lpips(nn.Module):
         # Chunks of CHUNK pairs: the package keeps both inputs' features, their normalised copies
         # and squared differences alive at once (~8 MB per pair at 256x176); per pair the values
         # do not depend on the chunking.
+        step = CHUNK if pred_pm1.device.type == "cpu" else GPU_CHUNK
         out = [
-            self.model(pred_pm1[i : i + CHUNK].float(), gt_pm1[i : i + CHUNK].float()).reshape(-1)
-            for i in range(0, pred_pm1.shape[0], CHUNK)
+            self.model(pred_pm1[i : i + step].float(), gt_pm1[i : i + step].float()).reshape(-1)
+            for i in range(0, pred_pm1.shape[0], step)
         ]
         return torch.cat(out).to(torch.float64) if out else pred_pm1.new_zeros(0, dtype=torch.float64)
