@@ -8,6 +8,7 @@ Modules keep heavy imports (torch, diffusers) inside ``run`` so that ``pgpis --h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
@@ -73,8 +74,9 @@ _OS_ADVICE: dict[int, str] = {
     errno.EISDIR: "is a folder where a file was expected: check the path",
     errno.EMFILE: "too many open files: raise `ulimit -n` or use fewer --num-workers",
 }
-# The exit status of a process killed by SIGPIPE (128 + 13), what shell tools report for `| head`.
-EXIT_BROKEN_PIPE = 141
+# A reader that closed our stdout (e.g. `| head -1`) is reported like every other OS error: one line
+# on stderr, exit 2 (not the silent 141 of a SIGPIPE death), so a script can tell the output is cut.
+EXIT_BROKEN_PIPE = 2
 
 
 def os_error_message(err: OSError) -> str:
@@ -118,9 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader closed the pipe (e.g. `| head -1`): it has what it wanted; no message, as for any
-        # Unix tool, and the exit status of a SIGPIPE.
+        # The reader closed the pipe (e.g. `| head -1`): stdout goes to /dev/null so that Python's
+        # exit flush cannot raise again, and one line says the output is incomplete.
         _silence_stdout()
+        with contextlib.suppress(OSError):
+            print(
+                f"{command}: stdout was closed by its reader (broken pipe); the output is incomplete",
+                file=sys.stderr,
+            )
         return EXIT_BROKEN_PIPE
     except OSError as err:
         print(f"{command}: error: {os_error_message(err)}", file=sys.stderr)
