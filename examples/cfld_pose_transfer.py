@@ -26,7 +26,7 @@ DATA = Path(__file__).resolve().parent / "data"
 HOW_TO_GET = """\
 {ckpt}: no CFLD checkpoint here (config.json + model.safetensors + pipeline.json).
 The tiny checkpoint is what the pipeline's train@cfld-tiny stage writes:
-  source .venv/bin/activate && dvc repro train@cfld-tiny        (16-20 min on 2 CPU cores)
+  source .venv/bin/activate && dvc repro train@cfld-tiny        (about 35 min on 2 CPU cores)
 or, where a DVC cache already holds it:
   dvc cache dir --local /path/to/dvc-cache && dvc checkout checkpoints/cfld-tiny
 Any folder `pgpis train --method cfld` wrote (its model/ subfolder) works with --checkpoint."""
