@@ -113,10 +113,16 @@ def test_refstats_killed_then_rerun(tmp_path: Path, inception_weights: None) -> 
 
 
 def test_evaluate_killed_then_rerun(tiny_synth: Path, tmp_path: Path) -> None:
-    """evaluate writes metrics.json and per_image.csv as one set: a kill while they are written leaves
-    the old set (here: none) and our temporaries, which the rerun removes. The per-image scores are
-    byte-identical; metrics.json equals the uninterrupted run's but for its timings."""
+    """kill -9 at seeded random points of `pgpis evaluate` (its write of metrics.json + per_image.csv
+    takes milliseconds, too short to aim at, so the kills are spread over the whole run): after each,
+    the two outputs exist both or neither. The rerun's per-image scores are byte-identical to an
+    uninterrupted run's, metrics.json equal but for its timings, and no temporary is left."""
     import json
+    import signal
+    import subprocess
+    import time
+
+    from _faults import _env, pgpis_command
 
     rng = random.Random(SEED + 5)
     gen = tmp_path / "generated"
@@ -128,28 +134,32 @@ def test_evaluate_killed_then_rerun(tiny_synth: Path, tmp_path: Path) -> None:
     def outputs(folder: Path) -> list[str]:
         return ["--out", str(folder / "metrics.json"), "--per-image", str(folder / "per_image.csv")]
 
-    assert main([*args, *outputs(tmp_path / "reference")]) == 0
+    ref = tmp_path / "reference"
+    started = time.monotonic()
+    done = subprocess.run(pgpis_command(*args, *outputs(ref)), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    whole = time.monotonic() - started
     out = tmp_path / "killed"
     out.mkdir()
-    # Both files are written at the very end, in a few milliseconds: the kill lands while their
-    # temporaries exist. A run that finished first leaves the whole set; remove it and try again.
-    for _attempt in range(6):
-        if kill_during_write([*args, *outputs(out)], out, rng, max_delay=0.002):
-            break
-        for name in ("metrics.json", "per_image.csv"):
-            (out / name).unlink()
-    else:
-        pytest.fail("six runs finished before their outputs' temporaries were seen: no kill landed")
-    assert not (out / "metrics.json").exists() or (out / "per_image.csv").exists(), "half a set"
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(pgpis_command(*args, *outputs(out)), env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(rng.uniform(0.3, 0.95) * whole)
+        proc.send_signal(signal.SIGKILL)
+        kills += proc.wait() == -signal.SIGKILL
+        present = [(out / name).exists() for name in ("metrics.json", "per_image.csv")]
+        assert present[0] == present[1], f"half a set of outputs after a kill: {present}"
+    assert kills >= 1, "every run finished before its kill: the test would prove nothing"
     assert main([*args, *outputs(out)]) == 0
-    assert (out / "per_image.csv").read_bytes() == (tmp_path / "reference" / "per_image.csv").read_bytes()
+    assert (out / "per_image.csv").read_bytes() == (ref / "per_image.csv").read_bytes()
 
     def without_timings(path: Path) -> dict:
         record = json.loads(path.read_text())
         record.pop("timing_seconds", None)
         return record
 
-    assert without_timings(out / "metrics.json") == without_timings(tmp_path / "reference" / "metrics.json")
+    assert without_timings(out / "metrics.json") == without_timings(ref / "metrics.json")
     assert temporaries(out) == []
 
 
