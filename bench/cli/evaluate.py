@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.pair_names import PLACEHOLDER_HELP
+
 DESCRIPTION = """\
 Score <images>/<pair_id>.png (made by `pgpis generate`, or any folder of .png/.jpg/.jpeg/.webp
 images named by --name-pattern) against the dataset's high-res GT targets under a named protocol.
@@ -130,7 +132,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="{pid}",
         metavar="PATTERN",
         help="file name of a pair's image, e.g. '{pid}_vis.png' or '{src}___{tgt}_vis' (default {pid}; "
-        "placeholders {src} {tgt} {src_stem} {tgt_stem} {pid})",
+        f"placeholders {PLACEHOLDER_HELP})",
     )
     p.add_argument("--cache-dir", type=Path, default=None, help="reference-statistics cache folder")
     p.add_argument(
