@@ -28,3 +28,14 @@ def add_mlflow_arguments(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--experiment", default="pgpis-bench", help="MLflow experiment name (default: %(default)s)"
     )
+
+
+def add_method_arguments(p: argparse.ArgumentParser) -> None:
+    """--method, --config and --checkpoint: which installed method runs, and with what (generate, synthesize)."""
+    p.add_argument("--method", required=True, help="installed method name, e.g. copy-source, pose-warp, cfld")
+    p.add_argument(
+        "--config", help="method config file, YAML or JSON mapping (default: the method's defaults)"
+    )
+    p.add_argument(
+        "--checkpoint", help="method weights, a file or folder (only for methods that have weights)"
+    )

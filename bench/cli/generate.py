@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.cli._args import image_size
+from bench.cli._args import add_method_arguments, image_size
 from bench.errors import ConfigError
 
 EPILOG = """\
@@ -84,13 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--method", required=True, help="installed method name, e.g. copy-source, pose-warp, cfld")
-    p.add_argument(
-        "--config", help="method config file, YAML or JSON mapping (default: the method's defaults)"
-    )
-    p.add_argument(
-        "--checkpoint", help="method weights, a file or folder (only for methods that have weights)"
-    )
+    add_method_arguments(p)
     p.add_argument(
         "--dataset",
         required=True,

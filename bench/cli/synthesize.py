@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli._args import image_size
+from bench.cli._args import add_method_arguments, image_size
 
 EPILOG = """\
 poses (--source-pose, --target-pose):
@@ -58,13 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--method", required=True, help="installed method name, e.g. cfld, pose-warp, copy-source")
-    p.add_argument(
-        "--checkpoint", help="method weights, a file or folder (only for methods that have weights)"
-    )
-    p.add_argument(
-        "--config", help="method config file, YAML or JSON mapping (default: the method's defaults)"
-    )
+    add_method_arguments(p)
     p.add_argument(
         "--source", required=True, help="the source photo (an image file), or a --dataset image name"
     )
