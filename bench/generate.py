@@ -220,7 +220,7 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
 
     from bench.data.deepfashion import pair_id, validate_dataset
     from bench.data.loader import PairDataset, collate_pairs
-    from bench.versions import versions_record
+    from bench.versions import package_versions
 
     if opts.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {opts.batch_size}")
@@ -278,12 +278,14 @@ def generate(opts: GenerateOptions, method: Method | None = None) -> GenerateRes
                     "description": method.info.description,
                     "paper": method.info.paper,
                 },
-                "dataset": str(Path(opts.dataset).resolve()),
+                "dataset": str(opts.dataset),  # as given: an absolute path would differ per clone
                 "split": opts.split,
                 "pairs_sha256": strings_sha256(ids),
                 "num_pairs": len(ids),
                 "limit": opts.limit,
-                "versions": versions_record(),
+                # Packages and lock, not the commit: the same run from another clone or commit writes
+                # the same manifest (and so the same dvc.lock hash); git's history holds the commit.
+                "versions": package_versions(),
                 # Only when there are some: every model's manifest stays as it was.
                 **({"unavailable": unavailable} if unavailable else {}),
             },

@@ -91,8 +91,3 @@ def git_hash(repo: Path = REPO_ROOT) -> str | None:
         return None
     commit = head.stdout.strip()
     return f"{commit}-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else commit
-
-
-def versions_record() -> dict[str, object]:
-    """What manifests and metrics files store under ``versions`` (plus ``git``)."""
-    return {**package_versions(), "git": git_hash()}

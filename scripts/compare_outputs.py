@@ -3,12 +3,14 @@
     python scripts/compare_outputs.py                    # after `dvc repro`: workspace vs HEAD's dvc.lock
     python scripts/compare_outputs.py --committed main --cache /work/dvc-cache
 
-Every output of every stage is listed as ``same`` (hash equal), ``provenance`` (only where and with
-which commit it was made differs: a generation manifest's ``versions``/``dataset``, a metrics file's
-``timing_seconds``/``git``/``versions``) or ``DIFFERS``. For a differing metrics file it prints every
+Every output of every stage is listed as ``same`` (hash equal), ``provenance`` (only where, when and
+with which commit it was made differs: a generation manifest's ``versions``/``dataset``, a metrics
+file's ``timing_seconds``/``git``/``versions``) or ``DIFFERS``. Both kinds of difference fail: the
+outputs no longer record those facts (``bench.metrics.outputs.RUN_FACTS``, the manifest's relative
+dataset path), so a ``provenance`` difference means an old output or a regression. For a differing metrics file it prints every
 metric's committed and new value and their difference; for a per-image CSV the largest difference
 per column; for a folder, the files that differ, when the committed folder's listing is in a DVC
-cache (``--cache``; default: this checkout's). Exits 1 when anything differs beyond provenance.
+cache (``--cache``; default: this checkout's). Exits 1 when any output differs.
 ``scripts/reproduce_check.sh`` runs it in a fresh clone after `dvc repro`.
 """
 
@@ -141,7 +143,7 @@ def dvc_cache_dir(repo: Path) -> Path | None:
 
 
 def compare(repo: Path, rev: str, cache: Path | None) -> tuple[int, list[str]]:
-    """(number of outputs that differ beyond provenance, report lines)."""
+    """(number of outputs that differ, report lines)."""
     old_text = git_show(repo, rev, "dvc.lock")
     if old_text is None:
         raise SystemExit(f"compare_outputs: {rev}:dvc.lock not found in {repo}")
@@ -179,7 +181,7 @@ def compare(repo: Path, rev: str, cache: Path | None) -> tuple[int, list[str]]:
                 )
         status = "provenance" if provenance_only else "DIFFERS"
         counts[status] += 1
-        failures += status == "DIFFERS"
+        failures += 1
         report.append(f"{status:<10} {path}  (stage {(a or b)['stage']})")
         report.extend(details)
     report.append(

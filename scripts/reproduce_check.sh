@@ -6,8 +6,8 @@
 #   bash scripts/reproduce_check.sh                 # HEAD, in a new temporary folder
 #   bash scripts/reproduce_check.sh REV WORKDIR     # another commit / a folder of your choice
 # With PGPIS_COMMITTED_CACHE=/path/to/dvc-cache (a cache holding the committed outputs) the report also
-# names the files that differ inside each differing folder. Exits 1 when something differs beyond
-# provenance (where, when and from which commit an output was made). Run it before landing any change
+# names the files that differ inside each differing folder. Exits 1 when any output differs (outputs
+# record no run facts: no timings, commits or absolute paths). Run it before landing any change
 # to training or data; about 35 minutes on 2 quiet cores plus setup.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)

@@ -165,6 +165,11 @@ def summary_lines(record: dict) -> list[str]:
         lines.append(f"  {name:<22} unavailable: {reason}")
     for name, info in record["undefined"].items():
         lines.append(f"  {name:<22} {info['count']} undefined per-image values left out")
+    timing = record.get("timing_seconds") or {}
+    if "total" in timing:  # a fact of this run, printed here and left out of the results file
+        lines.append(
+            f"  scored in {timing['total']:.1f} s on {record['device']} (commit {record.get('git')})"
+        )
     return lines
 
 

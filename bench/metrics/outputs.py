@@ -17,6 +17,17 @@ from typing import Any
 from bench.io import commit_outputs_together
 from bench.metrics.results_schema import validate
 
+# Facts about one run of the command, not about its result: how long it took and which commit ran it.
+# The engine returns them (benchmarks read the timings, the CLI prints them) but the file leaves them
+# out, so the same images, code and environment always write the same bytes: a fresh clone's
+# `dvc repro` then reproduces dvc.lock's hashes (the commit is in git's history beside dvc.lock).
+RUN_FACTS = ("timing_seconds", "git")
+
+
+def file_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as the results file holds it: without :data:`RUN_FACTS`."""
+    return {k: v for k, v in record.items() if k not in RUN_FACTS}
+
 
 def _json_writer(record: dict[str, Any]):  # noqa: ANN202
     # allow_nan=False: a non-finite number would be invalid JSON for every other reader.
@@ -48,7 +59,7 @@ def write_outputs(
     validate(record, out_json or "<results>", "this is a bug in pgpis: please report it with the command")
     writers = {}
     if out_json is not None:
-        writers[out_json] = _json_writer(record)
+        writers[out_json] = _json_writer(file_record(record))
     if out_csv is not None:
         writers[out_csv] = _csv_writer(rows)
     if writers:

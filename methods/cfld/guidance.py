@@ -16,7 +16,11 @@ uc_down_updown_cdown   uc, down, updown, cdown(c,p,-)               uc + s_down 
                                                                     + s_guid (cdown - down)
 uc_down_updown_full    uc, down, updown, full                       uc + s_down (down - uc) + s_all (updown - down)
                                                                     + s_full (full - updown)
+full                   full                                         full (no guidance; not an official type)
 =====================  ==========================================  ===============================================
+
+``full`` is ours: ``uc_down_full`` at scales 1.0/1.0 is ``uc + (down - uc) + (full - down)``, the full
+branch alone, so a config that wants no guidance (the tiny CFLD) runs one branch instead of three.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ BRANCHES: dict[str, tuple[Branch, ...]] = {
     "uc_down_full": (_UC, _DOWN, _FULL),
     "uc_down_updown_cdown": (_UC, _DOWN, _UPDOWN, _CDOWN),
     "uc_down_updown_full": (_UC, _DOWN, _UPDOWN, _FULL),
+    "full": (_FULL,),
 }
 DEFAULT_GUIDANCE = "uc_down_full"
 
@@ -106,6 +111,8 @@ def combine(
 ) -> torch.Tensor:
     """Mix the branch predictions of one batched UNet call (official formulas, same order)."""
     chunks = noise_pred.chunk(num_branches(guidance_type))
+    if guidance_type == "full":
+        return chunks[0]
     if guidance_type == "uc_full":
         uc, full = chunks
         return uc + scales.full * (full - uc)

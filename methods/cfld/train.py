@@ -309,7 +309,9 @@ def _train(
         num_workers=settings.num_workers, pin_memory=use_cuda,
     )  # fmt: skip
     params = list(model.trainable_parameters())
-    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    # Fused: one kernel over every parameter (the same Adam). On a 2-core CPU torch's default
+    # per-parameter loop took ~10% of a tiny-CFLD step; on GPUs fused is the fastest kernel too.
+    optimizer = torch.optim.Adam(params, lr=settings.lr, fused=True)
     step_module = TrainStep(model)
     step_module, optimizer, loader = accelerator.prepare(step_module, optimizer, loader)
     noise_scheduler = make_scheduler("ddpm")

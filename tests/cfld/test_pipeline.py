@@ -89,10 +89,27 @@ def test_batched_guidance_equals_separate_branch_calls(gtype: str) -> None:
         + s.all * (updown - down)
         + s.guidance * (cdown - down),
         "uc_down_updown_full": uc + s.down * (down - uc) + s.all * (updown - down) + s.full * (full - updown),
+        "full": full,
     }[gtype]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-    # The branch layout is not trivially symmetric: dropping the guidance changes the result.
-    assert not torch.allclose(got, full)
+    if gtype != "full":  # The branch layout is not trivially symmetric: dropping the guidance changes it.
+        assert not torch.allclose(got, full)
+
+
+def test_no_guidance_equals_uc_down_full_at_unit_scales() -> None:
+    """`full` is uc_down_full at 1.0/1.0 in one branch instead of three (float rounding apart)."""
+    model = FakeCFLD()
+    img, pose_map = _inputs()
+    prompt, hga = model.encode_appearance(img * 2 - 1)
+    pose = model.encode_pose(pose_map)
+    x, t = torch.randn(B, 3, 8, 8), torch.full((B,), 500)
+    got = {}
+    for gtype in ("full", "uc_down_full"):
+        p, ps, hs = batch_conditions(gtype, prompt, model.learnable_vector, pose, hga)
+        n = len(BRANCHES[gtype])
+        out = model.unet_forward(torch.cat([x] * n), t.repeat(n), p, ps, hs)
+        got[gtype] = combine(gtype, out, GuidanceScales(full=1.0, down=1.0))
+    torch.testing.assert_close(got["full"], got["uc_down_full"], rtol=1e-5, atol=1e-6)
 
 
 def _pipeline(model: FakeCFLD, **settings: object) -> CFLDPipeline:

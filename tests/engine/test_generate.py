@@ -83,7 +83,9 @@ def test_layout_and_manifest(reference: Path, tiny_root: Path) -> None:
     assert s["method"]["method"] == "pose-warp" and s["seed"] == 3407 and s["output_size"] == [256, 176]
     assert s["split"] == "test" and s["dataset"]["annotations_sha256"] and s["checkpoint_sha256"] is None
     assert manifest["num_pairs"] == 24 and len(manifest["pairs_sha256"]) == 64
-    assert manifest["versions"]["torch"] and "git" in manifest["versions"]
+    # packages and lock, no commit; the dataset as given: another clone or commit writes the same bytes
+    assert manifest["versions"]["torch"] and "git" not in manifest["versions"]
+    assert manifest["dataset"] == str(tiny_root)
     assert not list(reference.glob(".*")), "no temporary files may remain"
 
 
@@ -92,6 +94,7 @@ def test_batch_size_and_workers_do_not_change_bytes(reference: Path, tiny_root: 
     generate(opts(tiny_root, tmp_path / "b4", batch_size=4, num_workers=2))
     assert pngs(tmp_path / "b1") == pngs(reference)
     assert pngs(tmp_path / "b4") == pngs(reference)
+    assert (tmp_path / "b1" / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
 
 
 def test_per_pair_generators(tiny_root: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from bench.cli.main import main
 from bench.errors import ConfigError, DataError
+from bench.metrics.outputs import RUN_FACTS
 from bench.metrics.results_schema import SCHEMA_PATH, SCHEMA_VERSION
 from bench.report.results import load_run, load_runs
 from bench.report.tables import build_table
@@ -89,6 +90,14 @@ def test_every_file_the_engine_writes_validates_and_carries_provenance(
     assert (prov["sampler"], prov["steps"], prov["guidance"]) == ("ddim", 50, [2.0, 2.0])
     assert prov["num_pairs"] == 4 and prov["dataset_files_sha256"]["pairs_sha256"] == "ef" * 32
     assert prov["config"]["checkpoint"] == "ckpt/model" and len(prov["manifest_sha256"]) == 64
+    # no facts of the run (time taken, commit): the same inputs write the same bytes (dvc.lock reproduces)
+    assert not set(RUN_FACTS) & set(rec)
+    # (the first run computed the reference statistics and the record says so; the next ones read
+    # them from the cache, as the pipeline's runs read them from reports/refstats)
+    again, third = tmp_path / "again.json", tmp_path / "third.json"
+    assert _evaluate_cli(root, tmp_path / "gen", again) == 0
+    assert _evaluate_cli(root, tmp_path / "gen", third) == 0
+    assert again.read_bytes() == third.read_bytes()
 
     # without a manifest: provenance null; the set-level command's file validates too
     (tmp_path / "gen" / "manifest.json").unlink()

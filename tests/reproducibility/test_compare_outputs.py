@@ -57,13 +57,14 @@ def test_identical_outputs_are_the_same(tmp_path: Path) -> None:
     assert report[-1].startswith("2 outputs the same, 0 differing only in provenance, 0 differing")
 
 
-def test_a_rerun_differing_in_timing_only_is_provenance(tmp_path: Path) -> None:
+def test_a_rerun_differing_in_timing_only_is_named_provenance_and_fails(tmp_path: Path) -> None:
+    # Outputs no longer record run facts: an old file holding one differs from the lock, and says why.
     repo = _committed_repo(tmp_path)
     record = json.loads((repo / "reports/metrics/m.json").read_text())
     (repo / "reports/metrics/m.json").write_text(json.dumps({**record, "timing_seconds": 7.5}))
     _write_lock(repo)
     failures, report = compare_outputs.compare(repo, "HEAD", None)
-    assert failures == 0
+    assert failures == 1
     assert "provenance reports/metrics/m.json  (stage metrics)" in report
     assert "    fields that differ: timing_seconds" in report
 
