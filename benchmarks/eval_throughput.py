@@ -118,19 +118,24 @@ from bench.metrics import weights
 from bench.metrics.inception import EXTRACTORS, build_extractor
 files = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 extractors = json.loads(sys.argv[2])
-total = 0.0
+total = cpu = 0.0
 for ext in extractors:
     model = build_extractor(ext, weights.checkpoints_dir() / weights.WEIGHTS[EXTRACTORS[ext]].filename)
     for s in range(0, len(files), 32):
         x = torch.from_numpy(np.stack([np.array(Image.open(f).convert("RGB")) for f in files[s:s + 32]]))
         x = x.permute(0, 3, 1, 2).float() / 255.0
-        t = time.perf_counter(); model(x); total += time.perf_counter() - t
-print(json.dumps({"floor_seconds": total, "images": len(files), "torch_threads": torch.get_num_threads()}))
+        t, c = time.perf_counter(), time.process_time()
+        model(x)
+        total += time.perf_counter() - t
+        cpu += time.process_time() - c
+print(json.dumps({"floor_seconds": total, "floor_cpu_seconds": cpu, "images": len(files),
+                  "torch_threads": torch.get_num_threads()}))
 """
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout); rusage of exactly this child via os.wait4."""
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str, float]:
+    """(wall seconds, peak RSS MB, stdout, CPU seconds user + system); rusage of exactly this child
+    via os.wait4."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
@@ -141,7 +146,7 @@ def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         err.seek(0)
         if proc.returncode != 0:
             raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err.read()[-3000:]}")
-        return wall, usage.ru_maxrss / 1024.0, out.read()
+        return wall, usage.ru_maxrss / 1024.0, out.read(), usage.ru_utime + usage.ru_stime
 
 
 def evaluate_cmd(protocol: str, root: Path, gen: Path, cache: Path, out: Path) -> list[str]:
@@ -160,6 +165,8 @@ def evaluate_cmd(protocol: str, root: Path, gen: Path, cache: Path, out: Path) -
         str(out),
         "--per-image",
         str(out.with_suffix(".csv")),
+        "--run-facts",  # the timings per phase (the results file holds no run facts)
+        str(out.with_suffix(".run.json")),
         "--cache-dir",
         str(cache),
         "--allow-unverified-weights",
@@ -244,7 +251,7 @@ def main() -> None:
         # The list goes through a file: thousands of paths overflow the argument list limit.
         file_list = work / f"floor_files_{n}_{m}.json"
         file_list.write_text(json.dumps([str(f) for f in files]))
-        _, floor_rss, out = run_child(
+        _, floor_rss, out, _ = run_child(
             [
                 sys.executable,
                 "-c",
@@ -257,10 +264,10 @@ def main() -> None:
         floor = json.loads(out.strip().splitlines()[-1])
         load_before = os.getloadavg()[0]
         cache = work / f"cache_{n}"
-        cold_s, cold_rss, _ = run_child(
+        cold_s, cold_rss, _, _ = run_child(
             evaluate_cmd(protocol.name, root, gen, cache, work / f"cold_{n}.json"), env
         )
-        warm_s, warm_rss, _ = run_child(
+        warm_s, warm_rss, _, _ = run_child(
             evaluate_cmd(protocol.name, root, gen, cache, work / f"warm_{n}.json"), env
         )
         rec = json.loads((work / f"cold_{n}.json").read_text())
@@ -277,7 +284,7 @@ def main() -> None:
             "warm_peak_rss_mb": warm_rss,
             "warm_s_per_pair": warm_s / n,
             "metrics": sorted(rec["metrics"]),
-            "engine_timing": rec["timing_seconds"],
+            "engine_timing": json.loads((work / f"cold_{n}.run.json").read_text())["timing_seconds"],
             "torch_threads": floor["torch_threads"],
             "load_average_1min": [load_before, os.getloadavg()[0]],  # after the floor, after warm
         }

@@ -94,6 +94,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="metrics.json to write")
     p.add_argument(
+        "--run-facts",
+        type=Path,
+        default=None,
+        help="also write what the results file leaves out, the facts of this run (seconds per phase, "
+        "git commit), as JSON here: benchmarks read it; --out holds the same bytes for the same inputs",
+    )
+    p.add_argument(
         "--per-image", type=Path, default=None, metavar="CSV", help="per-image metrics CSV to write"
     )
     p.add_argument(
@@ -192,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--lpips-nets {args.lpips_nets!r}: choose among alex, vgg")
     protocol = protocol.with_options(drop_remainder=args.emulate_drop_remainder, lpips_nets=nets)
     resolve_device(args.device)  # a GPU asked for but absent is refused before any work
-    check_outputs_writable([args.out, args.per_image])
+    check_outputs_writable([args.out, args.per_image, args.run_facts])
     dataset = DeepFashionDataset(args.dataset, args.split)
     refstats_files = list(args.refstats)
     if args.refstats_dir is not None:
@@ -225,5 +232,10 @@ def run(args: argparse.Namespace) -> int:
     )
     record, rows = evaluate(protocol, args.images, dataset.pairs, dataset.images_dir, args.dataset, opts)
     write_outputs(record, rows, args.out, args.per_image)
+    if args.run_facts is not None:
+        from bench.io import write_json_atomic
+        from bench.metrics.outputs import RUN_FACTS
+
+        write_json_atomic(args.run_facts, {k: record.get(k) for k in RUN_FACTS})
     print("\n".join(summary_lines(record)))
     return 0

@@ -96,8 +96,12 @@ def test_every_file_the_engine_writes_validates_and_carries_provenance(
     # them from the cache, as the pipeline's runs read them from reports/refstats)
     again, third = tmp_path / "again.json", tmp_path / "third.json"
     assert _evaluate_cli(root, tmp_path / "gen", again) == 0
-    assert _evaluate_cli(root, tmp_path / "gen", third) == 0
+    facts = tmp_path / "facts.json"
+    assert _evaluate_cli(root, tmp_path / "gen", third, "--run-facts", str(facts)) == 0
     assert again.read_bytes() == third.read_bytes()
+    # ... and what they leave out is there for benchmarks when asked for
+    run_facts = json.loads(facts.read_text())
+    assert set(run_facts) == set(RUN_FACTS) and run_facts["timing_seconds"]["total"] > 0
 
     # without a manifest: provenance null; the set-level command's file validates too
     (tmp_path / "gen" / "manifest.json").unlink()
