@@ -75,18 +75,17 @@ def run(args: argparse.Namespace) -> int:
     from bench.metrics.protocols import get_protocol
 
     protocol = get_protocol(args.protocol).with_options(drop_remainder=args.emulate_drop_remainder)
+    extractors = protocol.feature_extractors
     if args.extractor is None:
-        if len(protocol.fid_extractors) != 1:
+        if len(extractors) != 1:
             raise ConfigError(
-                f"protocol {protocol.name} has extractors {protocol.fid_extractors}; pick one with --extractor"
+                f"protocol {protocol.name} has extractors {extractors}; pick one with --extractor"
             )
-        extractor = protocol.fid_extractors[0]
-    elif args.extractor in protocol.fid_extractors:
+        extractor = extractors[0]
+    elif args.extractor in extractors:
         extractor = args.extractor
     else:
-        raise ConfigError(
-            f"--extractor {args.extractor!r} is not used by {protocol.name} ({protocol.fid_extractors})"
-        )
+        raise ConfigError(f"--extractor {args.extractor!r} is not used by {protocol.name} ({extractors})")
     resolve_device(args.device)
     if not (args.out.is_dir() or str(args.out).endswith("/")):
         check_outputs_writable([args.out])

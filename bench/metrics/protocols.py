@@ -3,7 +3,9 @@
 Facts come from ``shared/reference/protocols.md`` (sections cited per field). A protocol's
 ``settings()`` go into every metrics file and into the name and metadata of its cached
 reference statistics, so two results with the same protocol are computed the same way.
-Metric names (README.md) encode the metric's own parameters; the protocol encodes geometry.
+Metric names (README.md) encode the metric's own parameters; the protocol encodes geometry: each
+per-pair metric is listed with the image view it reads (``views.py``; e.g. ``on_view("pad40",
+"ssim_w51")``), and the registry (``registry.py``, ``catalog.py``) declares every metric named here.
 """
 
 from __future__ import annotations
@@ -15,9 +17,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.metrics import registry
+from bench.metrics.views import get_view
 
-SSIM_VARIANTS = ("ssim_w51", "ssim_g15_dr", "ssim_g12_dr", "ssim_w51_pad40", "ssim_g15_dr_pad40")
-PSNR_VARIANTS = ("psnr", "psnr_pad40")
+
+@dataclass(frozen=True)
+class MetricUse:
+    """A registered metric as a protocol uses it: per pair, on one image view."""
+
+    metric: str
+    view: str = "eval"
+
+    @property
+    def result_name(self) -> str:
+        return self.metric + get_view(self.view).suffix
+
+
+def on_view(view: str, *metrics: str) -> tuple[MetricUse, ...]:
+    return tuple(MetricUse(m, view) for m in metrics)
+
+
+def _use(entry: str | MetricUse) -> MetricUse:
+    return entry if isinstance(entry, MetricUse) else MetricUse(entry)
+
+
+@dataclass(frozen=True)
+class ScoredMetric:
+    """One results key of a protocol: the declaration, the view it reads and the name it is reported under."""
+
+    metric: registry.Metric
+    view: str
+    result_name: str
+
+
+SSIM_VARIANTS = ("ssim_w51", "ssim_g15_dr", "ssim_g12_dr", *on_view("pad40", "ssim_w51", "ssim_g15_dr"))
+PSNR_VARIANTS = ("psnr", *on_view("pad40", "psnr"))
+_USE_FIELDS = ("ssim", "psnr", "abs_error", "metrics")
 
 
 @dataclass(frozen=True)
@@ -33,20 +68,62 @@ class Protocol:
     reference_listing: str  # "glob": every *.jpg in the folder (CFLD); "lst": <split>.lst (PIDM)
     lpips_nets: tuple[str, ...]
     lpips_input: str  # "unit": [0,1] with normalize=True (CFLD); "pm1": x/127.5 - 1 (GFLA lineage)
-    ssim: tuple[str, ...]
-    psnr: tuple[str, ...]
+    ssim: tuple[str | MetricUse, ...]  # registered per-pair metrics, each on a view (a name alone: "eval")
+    psnr: tuple[str | MetricUse, ...]
     drop_remainder: int | None = None  # emulation of a batch loop that drops the last partial batch
     drop_applies_to: tuple[str, ...] = ("fid", "lpips")
-    abs_error: tuple[str, ...] = ()  # PIDM's l1 and mae_sumnorm (bench/metrics/abs_error.py)
+    abs_error: tuple[str | MetricUse, ...] = ()  # PIDM's l1 and mae_sumnorm (bench/metrics/abs_error.py)
     ssim_dtype: str = "float32"  # SSIM arithmetic: float32 (scikit-image >= 0.19) or float64 (0.17, PIDM)
     # FID's matrix square root: "scipy-sqrtm" follows the reference scripts step for step (scipy
     # sqrtm, eps offset when singular); "fast" takes Cholesky/eigh routes (same quantity, ~1e-6 apart
     # for rank-deficient covariances, 30x faster at 2048-d).
     fid_route: str = "scipy-sqrtm"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Any further registered metric (set-level on an extractor's features, per pair on a view, plugins);
+    # omitted from settings() when empty, so the protocols made before it keep byte-identical settings.
+    metrics: tuple[str | MetricUse, ...] = ()
 
     def settings(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Every field, metrics by their results name (``ssim_w51_pad40``: metric and view)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _USE_FIELDS:
+                if f.name == "metrics" and not value:
+                    continue
+                value = [self._result_name(_use(u)) for u in value]
+            out[f.name] = value
+        return json.loads(json.dumps(out))
+
+    def _result_name(self, use: MetricUse) -> str:
+        metric = registry.get_metric(use.metric)
+        return self.set_result_name(metric.name) if metric.kind == registry.SET_LEVEL else use.result_name
+
+    def set_result_name(self, metric: str, split: str | None = None) -> str:
+        """A set-level metric's results key: its name and the reference it was measured against."""
+        return f"{metric}_{split or self.reference_split}"
+
+    def scored_metrics(self) -> list[ScoredMetric]:
+        """Every results key of the protocol, in results order: set-level first, then per pair (LPIPS,
+        then the pixel metrics). Each name must be registered and each view must suit its metric."""
+        entries = [
+            *(MetricUse(f"fid_{e}") for e in self.fid_extractors),
+            *(MetricUse(f"lpips_{n}_v0.1") for n in self.lpips_nets),
+            *(_use(u) for u in (*self.ssim, *self.psnr, *self.abs_error, *self.metrics)),
+        ]
+        out: list[ScoredMetric] = []
+        for use in entries:
+            metric = registry.get_metric(use.metric)
+            if use.view != "eval" and metric.consumes != registry.PIXELS:
+                raise ConfigError(
+                    f"protocol {self.name}: {metric.name} reads the network view, not the {use.view!r} view"
+                )
+            name = self._result_name(use)
+            if name in {s.result_name for s in out}:
+                raise ConfigError(f"protocol {self.name}: metric {name} is listed twice")
+            out.append(ScoredMetric(metric, use.view, name))
+        rank = {registry.SET_LEVEL: 0, registry.LPIPS: 1}
+        return sorted(out, key=lambda s: rank.get(s.metric.kind, rank.get(s.metric.consumes, 2)))
 
     def reference_settings(self, extractor: str) -> dict[str, Any]:
         """Everything that changes the reference statistics of ``extractor``."""
@@ -64,10 +141,23 @@ class Protocol:
         text = json.dumps(self.reference_settings(extractor), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
+    @property
+    def feature_extractors(self) -> tuple[str, ...]:
+        """Every feature extractor a set-level metric of the protocol reads (FID's first)."""
+        return tuple(
+            dict.fromkeys(s.metric.extractor or "" for s in self.scored_metrics() if s.metric.extractor)
+        )
+
     def with_options(
-        self, *, drop_remainder: int | None = None, lpips_nets: tuple[str, ...] | None = None
+        self,
+        *,
+        drop_remainder: int | None = None,
+        lpips_nets: tuple[str, ...] | None = None,
+        extra_metrics: tuple[str | MetricUse, ...] = (),
     ) -> Protocol:
         changes: dict[str, Any] = {}
+        if extra_metrics:
+            changes["metrics"] = (*self.metrics, *extra_metrics)
         if drop_remainder is not None:
             changes["drop_remainder"] = drop_remainder or None
         if lpips_nets is not None:
@@ -154,8 +244,8 @@ PROTOCOLS: dict[str, Protocol] = {
             reference_listing="lst",
             lpips_nets=("alex",),
             lpips_input="pm1",
-            ssim=("ssim_w51_pad40", "ssim_g15_dr_pad40"),
-            psnr=("psnr_pad40",),
+            ssim=on_view("pad40", "ssim_w51", "ssim_g15_dr"),
+            psnr=on_view("pad40", "psnr"),
             notes=(
                 "DPTN pads both images white into 256x256 at columns 40:216 for SSIM and PSNR (pad_256)",
                 "deviation: DPTN's GT and reference are the low-res 256x176 crops; the suite's dataset root holds "

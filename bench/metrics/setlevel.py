@@ -20,12 +20,15 @@ from bench.errors import ConfigError, DataError
 from bench.memory import release_free_memory
 from bench.metrics import fid, refstats, weights
 from bench.metrics.device import device_name
-from bench.metrics.engine import EvalOptions, Networks, _read_manifest, load_networks, stream_features
+from bench.metrics.engine import read_manifest
 from bench.metrics.fid import frechet_distance
 from bench.metrics.images_folder import SUFFIXES
 from bench.metrics.inception import EXTRACTORS
+from bench.metrics.networks import Networks, load_networks
+from bench.metrics.options import EvalOptions
 from bench.metrics.protocols import Protocol, fid_metric_name
 from bench.metrics.provenance import provenance
+from bench.metrics.reference import stream_features
 from bench.metrics.results_schema import SCHEMA_VERSION
 
 
@@ -90,8 +93,8 @@ def folder_stats(
         protocol, files, nets, opts, todo, rule, role == "images", f"{role} {protocol.name}"
     )
     for ext in todo:
-        mu, sigma = running[ext].finalize(f"{role} images")
-        found[ext].mu, found[ext].sigma = mu, sigma
+        fs = running[ext].finalize(f"{role} images")
+        found[ext].mu, found[ext].sigma = fs.mu, fs.sigma
         if opts.use_cache:
             refstats.save(paths[ext], found[ext])
     record = {
@@ -166,7 +169,7 @@ def score_sets(protocol: Protocol, images: Path, reference: Path, opts: EvalOpti
             unavailable[name] = str(err)
     from bench.versions import git_hash, package_versions
 
-    manifest = _read_manifest(images)
+    manifest = read_manifest(images)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "set",
