@@ -24,8 +24,11 @@ protocols (see bench/metrics/README.md for every setting):
   gfla-dptn           GFLA/DPTN: SSIM/PSNR on 40-px white-padded 256x256 (the "re-padding trick")
   pgpis-v1            recommended: standard pytorch-fid FID weights, one resize rule, all variants
 
-metric names encode every choice of the metric (e.g. fid_ptincv3_train, lpips_alex_v0.1,
-ssim_w51, ssim_g15_dr, ssim_w51_pad40, psnr_pad40); compare numbers only within one protocol.
+metric names encode every choice of the metric; the protocol adds the view a per-pair metric reads
+(ssim_w51 on the pad40 view: ssim_w51_pad40) and the reference split of a set-level one
+(fid_ptincv3_train); compare numbers only within one protocol. Registered metrics (↑ higher is
+better, ↓ lower; bench/metrics/catalog.py and plugins of the entry-point group pgpis_bench.metrics):
+{metrics}
 
 FID reference statistics:
   --refstats FILE.npz    use these (from `pgpis refstats`, or a pytorch-fid .npz with mu/sigma,
@@ -60,6 +63,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.metrics import registry
     from bench.metrics.device import DEVICE_HELP
     from bench.metrics.protocols import PROTOCOLS
 
@@ -67,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "evaluate",
         help="score a folder of generated images under a named protocol",
         description=DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EPILOG.replace("{metrics}", registry.listing()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS), help="evaluation protocol")
@@ -123,6 +127,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="comma list overriding the protocol's LPIPS nets (alex,vgg)",
     )
     p.add_argument(
+        "--metrics",
+        default=None,
+        metavar="NAMES",
+        help="comma list of registered metrics to add to the protocol (listed below; a per-pair metric "
+        "on another view: NAME@VIEW, views: eval, pad40); recorded in protocol_settings.metrics",
+    )
+    p.add_argument(
         "--batch-size", type=int, default=32, help="images per network batch (does not change results)"
     )
     p.add_argument("--workers", type=int, default=2, help="decode threads (default 2; on a GPU use ~cores)")
@@ -168,6 +179,18 @@ def summary_lines(record: dict) -> list[str]:
     return lines
 
 
+def parse_metrics(text: str | None) -> tuple:
+    """``--metrics`` as protocol entries: ``NAME`` or ``NAME@VIEW``."""
+    from bench.metrics.protocols import MetricUse
+
+    out = []
+    for item in (text or "").split(","):
+        name, _, view = item.strip().partition("@")
+        if name:
+            out.append(MetricUse(name, view or "eval"))
+    return tuple(out)
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.data.deepfashion import validate_dataset  # the same dataset rules as generate
 
@@ -185,7 +208,10 @@ def run(args: argparse.Namespace) -> int:
     nets = tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()) if args.lpips_nets else None
     if nets and any(n not in ("alex", "vgg") for n in nets):
         raise ConfigError(f"--lpips-nets {args.lpips_nets!r}: choose among alex, vgg")
-    protocol = protocol.with_options(drop_remainder=args.emulate_drop_remainder, lpips_nets=nets)
+    protocol = protocol.with_options(
+        drop_remainder=args.emulate_drop_remainder, lpips_nets=nets, extra_metrics=parse_metrics(args.metrics)
+    )
+    protocol.scored_metrics()  # an unknown metric or view is refused before any work
     resolve_device(args.device)  # a GPU asked for but absent is refused before any work
     check_outputs_writable([args.out, args.per_image])
     dataset = DeepFashionDataset(args.dataset, args.split)

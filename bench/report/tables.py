@@ -16,31 +16,18 @@ import json
 from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
+from bench.metrics import registry
 from bench.report.results import RunMetrics
 
-# Direction by the first token of the metric name (names encode their variant: fid_incv3tv_train, ssim_w51, ...).
-LOWER_IS_BETTER = ("fid", "kid", "lpips", "mse", "mae", "l1", "l2")
-HIGHER_IS_BETTER = ("ssim", "msssim", "psnr", "is", "pckh", "ds")
-# Column order: the field's usual order, then anything else alphabetically.
-FAMILY_ORDER = ("fid", "kid", "lpips", "ssim", "msssim", "psnr", "is", "pckh", "ds")
-DECIMALS = {"fid": 3, "kid": 4, "psnr": 3, "is": 3}
 NOT_COMPUTED = "not computed"  # the cell of a metric a run could not compute (its footnote says why)
 
 
-def _family(name: str) -> str:
-    return name.replace("-", "_").split("_", 1)[0].lower()
-
-
 def direction(name: str, overrides: dict[str, str] | None = None) -> str | None:
-    """``"higher"``, ``"lower"`` or ``None`` (unknown) for a metric name."""
+    """``"higher"``, ``"lower"`` or ``None`` (unknown) for a results key: the results file's own
+    ``directions`` first, then the metric registry's declaration (bench/metrics/registry.py)."""
     if overrides and overrides.get(name) in ("higher", "lower"):
         return overrides[name]
-    family = _family(name)
-    if family in LOWER_IS_BETTER:
-        return "lower"
-    if family in HIGHER_IS_BETTER:
-        return "higher"
-    return None
+    return registry.direction(name)
 
 
 def arrow(dirn: str | None) -> str:
@@ -48,7 +35,7 @@ def arrow(dirn: str | None) -> str:
 
 
 def format_value(name: str, value: float) -> str:
-    return f"{value:.{DECIMALS.get(_family(name), 4)}f}"
+    return f"{value:.{registry.decimals(name)}f}"
 
 
 @dataclass
@@ -63,10 +50,13 @@ class Table:
 
 
 def _column_order(names: set[str]) -> list[str]:
+    # The registry's declaration order of metric families (fid, ..., lpips, ssim, psnr, ...), then the rest
+    # alphabetically.
+    order = registry.family_order()
+
     def key(name: str) -> tuple[int, str]:
-        family = _family(name)
-        rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
-        return rank, name
+        fam = registry.family(name)
+        return (order.index(fam) if fam in order else len(order)), name
 
     return sorted(names, key=key)
 
