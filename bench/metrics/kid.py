@@ -61,12 +61,14 @@ def polynomial_mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
     m, d = x.shape
     gamma = 1.0 / d
 
-    def kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a @ b.T * gamma + 1.0) ** DEGREE
+    def kernel_sums(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of all entries, trace) of (a b^T gamma + 1)^3, built in place (one m x m buffer)."""
+        k = (a @ b.T).mul_(gamma).add_(1.0)
+        k = k * k * k  # two multiplies: ~2x faster than a float64 pow on the CPU, same value
+        return k.sum(), k.diagonal().sum()
 
-    k_xx, k_yy, k_xy = kernel(x, x), kernel(y, y), kernel(x, y)
-    within = (k_xx.sum() - k_xx.diagonal().sum()) + (k_yy.sum() - k_yy.diagonal().sum())
-    return float(within / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
+    (s_xx, t_xx), (s_yy, t_yy), (s_xy, _) = kernel_sums(x, x), kernel_sums(y, y), kernel_sums(x, y)
+    return float(((s_xx - t_xx) + (s_yy - t_yy)) / (m * (m - 1)) - 2.0 * s_xy / (m * m))
 
 
 def kid(
