@@ -12,12 +12,13 @@ being the first);
 
 All comparisons are strict ``<`` as in ``prdc``. ``prdc`` holds three full distance matrices
 (n_real^2 + n_fake^2 + n_real * n_fake floats: 1.8 GB at 8,570 x 8,570 in float64); here
-distances are computed ``chunk`` rows at a time against the whole other set, in float64, and
-reduced at once, so the peak extra memory is ``chunk * max(n_real, n_fake) * 8`` bytes per
-distance block (a few times that for the temporaries: ~0.2 GB at chunk 1024 and 8,570 points)
-plus the two float64 feature matrices. Squared distances are compared (same order as distances,
-without a square root's rounding); a point's distance to itself is exactly 0, as sklearn's
-``pairwise_distances`` sets it.
+distances are computed a block of rows at a time against the whole other set, in float64, and
+reduced at once. A block holds at most ``block_bytes`` (default 128 MB) of distances, i.e.
+``block_bytes / (8 * n_columns)`` rows (~1,950 rows at 8,570 columns); with its temporaries (the
+norms added in a second buffer, boolean masks) the peak extra memory is about 2.5 blocks (~0.3 GB)
+whatever the set sizes, plus the two feature matrices in float64 (2 x 140 MB at 8,570 x 2,048).
+Squared distances are compared (same order as distances, without a square root's rounding); a
+point's distance to itself is exactly 0, as sklearn's ``pairwise_distances`` sets it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from bench.errors import DataError
 
 NEAREST_K = 5  # Naeem et al. 2020 and dgm-eval's default
-CHUNK = 1024  # rows per distance block; see the module doc for the memory this bounds
+BLOCK_BYTES = 128 << 20  # float64 distances per block; see the module doc for the memory this bounds
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,14 @@ def _sq_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch
     return d.clamp_min_(0.0)
 
 
-def knn_radii_sq(x: torch.Tensor, nearest_k: int = NEAREST_K, chunk: int = CHUNK) -> torch.Tensor:
-    """Squared distance of each row of ``x`` to its ``nearest_k``-th nearest other row (chunked)."""
+def _rows_per_block(n_columns: int, block_bytes: int) -> int:
+    return max(1, block_bytes // (8 * n_columns))
+
+
+def knn_radii_sq(x: torch.Tensor, nearest_k: int = NEAREST_K, block_bytes: int = BLOCK_BYTES) -> torch.Tensor:
+    """Squared distance of each row of ``x`` to its ``nearest_k``-th nearest other row (blockwise)."""
     n = x.shape[0]
+    chunk = _rows_per_block(n, block_bytes)
     x_sq = (x * x).sum(1)
     out = torch.empty(n, dtype=torch.float64, device=x.device)
     for start in range(0, n, chunk):
@@ -76,7 +82,7 @@ def prdc(
     real_features: np.ndarray | torch.Tensor,
     fake_features: np.ndarray | torch.Tensor,
     nearest_k: int = NEAREST_K,
-    chunk: int = CHUNK,
+    block_bytes: int = BLOCK_BYTES,
     device: torch.device | str = "cpu",
 ) -> PRDCResult:
     """Precision, recall, density, coverage of ``fake`` (n_fake, d) against ``real`` (n_real, d)."""
@@ -93,8 +99,8 @@ def prdc(
             raise DataError(
                 f"PRDC with k={nearest_k} needs more than {nearest_k} {what} images; got {x.shape[0]}"
             )
-    r_real = knn_radii_sq(real, nearest_k, chunk)
-    r_fake = knn_radii_sq(fake, nearest_k, chunk)
+    r_real = knn_radii_sq(real, nearest_k, block_bytes)
+    r_fake = knn_radii_sq(fake, nearest_k, block_bytes)
     real_sq = (real * real).sum(1)
     n_real, n_fake = real.shape[0], fake.shape[0]
     in_real_balls = torch.zeros(
@@ -102,6 +108,7 @@ def prdc(
     )  # per fake: real balls containing it
     real_recalled = torch.zeros(n_real, dtype=torch.bool, device=device)  # per real: inside some fake ball
     nearest_fake = torch.full((n_real,), float("inf"), dtype=torch.float64, device=device)
+    chunk = _rows_per_block(n_real, block_bytes)
     for start in range(0, n_fake, chunk):
         stop = min(start + chunk, n_fake)
         d = _sq_distances(fake[start:stop], real, real_sq)  # (fake chunk, n_real)
