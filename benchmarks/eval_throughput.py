@@ -115,12 +115,12 @@ import json, sys, time, torch, numpy as np
 from pathlib import Path
 from PIL import Image
 from bench.metrics import weights
-from bench.metrics.inception import EXTRACTORS, build_extractor
+from bench.metrics import extractors
 files = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 extractors = json.loads(sys.argv[2])
 total = 0.0
 for ext in extractors:
-    model = build_extractor(ext, weights.checkpoints_dir() / weights.WEIGHTS[EXTRACTORS[ext]].filename)
+    model = extractors.build(ext, weights.checkpoints_dir() / weights.WEIGHTS[extractors.EXTRACTORS[ext].weight].filename)
     for s in range(0, len(files), 32):
         x = torch.from_numpy(np.stack([np.array(Image.open(f).convert("RGB")) for f in files[s:s + 32]]))
         x = x.permute(0, 3, 1, 2).float() / 255.0

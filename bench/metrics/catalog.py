@@ -9,7 +9,7 @@ its name. Facts behind each definition: ``shared/reference/protocols.md``.
 
 from __future__ import annotations
 
-from bench.metrics.registry import FEATURES, HIGHER, LOWER, LPIPS, PER_PAIR, SET_LEVEL, Metric
+from bench.metrics.registry import FEATURES, HIGHER, LOWER, LPIPS, PER_PAIR, SET_LEVEL, VECTORS, Metric
 
 _SSIM_UNDEFINED = "constant generated image: data_range = max - min = 0, SSIM is 0/0 (skimage returns NaN)"
 
@@ -30,6 +30,50 @@ def _fid(extractor: str, weight: str, what: str) -> Metric:
         else "CFLD `models/metrics.py`, GFLA `script/inception.py`",
         decimals=3,
     )
+
+
+def _kid(extractor: str, weight: str) -> Metric:
+    return Metric(
+        f"kid_{extractor}",
+        SET_LEVEL,
+        LOWER,
+        f"KID: unbiased MMD^2 with the cubic polynomial kernel (x.y/d + 1)^3 on the `{extractor}` features FID "
+        "reads (no extra pass), mean over random subsets (std in metric_details); subset size capped by both "
+        "set sizes",
+        "bench.metrics.feature_metrics:kid_of_sets",
+        consumes=FEATURES,
+        extractor=extractor,
+        needs=VECTORS,
+        weights=(weight,),
+        defaults={"subsets": 100, "subset_size": 1000, "seed": 2020},
+        reference="`torch_fidelity.calculate_metrics(kid=True)` (kid_subsets 100, kid_subset_size 1000, seed 2020)",
+        decimals=5,
+    )
+
+
+def _prdc(component: str, extractor: str, weight: str, what: str) -> Metric:
+    return Metric(
+        f"{component}_k5_{extractor}",
+        SET_LEVEL,
+        HIGHER,
+        f"{what} (Naeem et al. 2020, k=5) of the generated set against the reference set, on `{extractor}` "
+        "features; a set above 10,000 images is subsampled (seeded, recorded) to bound the k-NN cost",
+        "bench.metrics.feature_metrics:prdc_of_sets",
+        consumes=FEATURES,
+        extractor=extractor,
+        needs=VECTORS,
+        weights=(weight,),
+        defaults={"component": component, "nearest_k": 5, "max_real": 10000, "max_fake": 10000, "seed": 0},
+        reference="`prdc.compute_prdc(real, fake, nearest_k=5)`",
+    )
+
+
+_PRDC = (
+    ("precision", "share of generated images inside some reference image's k-NN ball"),
+    ("recall", "share of reference images inside some generated image's k-NN ball"),
+    ("density", "mean number of reference k-NN balls holding a generated image, / k"),
+    ("coverage", "share of reference images whose nearest generated image lies in their k-NN ball"),
+)
 
 
 def _lpips(net: str, weight: str) -> Metric:
@@ -68,6 +112,24 @@ BUILTIN: tuple[Metric, ...] = (
         "torchvision Inception v3 IMAGENET1K_V1 pool features, GFLA/CFLD input scaling",
     ),
     _fid("ptincv3", "pt_inception", "pytorch-fid FID Inception (`pt_inception-2015-12-05`), `2x-1`"),
+    _kid("incv3tv", "inception_v3_tv"),
+    _kid("ptincv3", "pt_inception"),
+    Metric(
+        "fd_dinov2_vitl14",
+        SET_LEVEL,
+        LOWER,
+        "Fréchet distance on DINOv2 ViT-L/14 CLS features (Stein et al. 2023), dgm-eval preprocessing (PIL "
+        "bicubic stretch of the eval image to 224x224, ImageNet normalisation); own reference statistics",
+        "bench.metrics.fid:fid_of_sets",
+        consumes=FEATURES,
+        extractor="dinov2_vitl14",
+        weights=("dinov2_vitl14",),
+        protocol_args={"sqrt_route": "fid_route"},
+        reference="dgm-eval `--model dinov2 --metrics fd` (layer6ai-labs/dgm-eval)",
+        decimals=3,
+    ),
+    *(_prdc(c, "dinov2_vitl14", "dinov2_vitl14", what) for c, what in _PRDC),
+    *(_prdc(c, "ptincv3", "pt_inception", what) for c, what in _PRDC),
     _lpips("alex", "alexnet"),
     _lpips("vgg", "vgg16"),
     Metric(

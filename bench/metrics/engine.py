@@ -136,7 +136,9 @@ def evaluate(
         ext: FeatureSet(st.mu, st.sigma, st.vectors, str(st.path or "the reference statistics"))
         for ext, st in refs.items()
     }
-    metrics, details, failed = score_sets(protocol, scored, generated, reference, opts.strict)
+    metrics, details, failed = score_sets(
+        protocol, scored, generated, reference, opts.strict, device=nets.device
+    )
     unavailable.update(failed)
     fid_seconds = time.perf_counter() - t_fid
 

@@ -8,7 +8,7 @@ precision/recall). ``FeatureSet`` is what a set-level metric's function receives
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ class FeatureSet:
     sigma: np.ndarray | None
     vectors: np.ndarray | None = None  # (N, D) float32, when a metric needs them
     source: str = ""  # where they came from, for error messages
+    derived: dict = field(default_factory=dict)  # results computed from this set, shared by several metrics
 
     def require_vectors(self, metric: str) -> np.ndarray:
         if self.vectors is None:
@@ -34,17 +35,23 @@ class FeatureSet:
 
 
 class FeatureCollector:
-    def __init__(self, dims: int, device: torch.device, keep_vectors: bool) -> None:
-        self.running = RunningStats(dims, device)
+    """Running statistics (sized by the first batch: each extractor has its own dimension) and, when
+    asked, every vector."""
+
+    def __init__(self, device: torch.device, keep_vectors: bool) -> None:
+        self.device = device
+        self.running: RunningStats | None = None
         self._vectors: list[np.ndarray] | None = [] if keep_vectors else None
 
     def update(self, feats: torch.Tensor) -> None:
+        if self.running is None:
+            self.running = RunningStats(feats.shape[-1], self.device)
         self.running.update(feats)
         if self._vectors is not None:
             self._vectors.append(feats.detach().to("cpu", torch.float32).numpy())
 
     def finalize(self, what: str, source: str = "") -> FeatureSet:
-        mu, sigma = self.running.finalize(what)
+        mu, sigma = (self.running or RunningStats(0, self.device)).finalize(what)
         vectors = None
         if self._vectors is not None:
             vectors = np.concatenate(self._vectors) if self._vectors else np.zeros((0, mu.size), np.float32)

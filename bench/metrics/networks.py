@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 
 from bench.errors import MissingWeightError
-from bench.metrics import registry, weights
+from bench.metrics import extractors, registry, weights
 from bench.metrics.device import resolve_device
-from bench.metrics.inception import EXTRACTORS, FEATURE_DIMS, build_extractor
 from bench.metrics.lpips_metric import BACKBONE_WEIGHT, Lpips, head_path
 from bench.metrics.options import EvalOptions
 from bench.metrics.protocols import Protocol, ScoredMetric
@@ -35,11 +34,11 @@ class Networks:
 
 def extractor_weight(ext: str) -> str:
     """The weights key of a feature extractor."""
-    return EXTRACTORS[ext]
+    return extractors.get_extractor(ext).weight
 
 
-def feature_dims(ext: str) -> int:
-    return FEATURE_DIMS
+def build_extractor(name: str, path: Path) -> torch.nn.Module:
+    return extractors.build(name, path)
 
 
 def extractor_weight_file(ext: str) -> str:

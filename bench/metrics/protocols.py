@@ -148,6 +148,15 @@ class Protocol:
             dict.fromkeys(s.metric.extractor or "" for s in self.scored_metrics() if s.metric.extractor)
         )
 
+    @property
+    def vector_extractors(self) -> tuple[str, ...]:
+        """Extractors some metric of the protocol needs every feature vector of (KID, PRDC)."""
+        return tuple(
+            s.metric.extractor or ""
+            for s in self.scored_metrics()
+            if s.metric.needs == registry.VECTORS and s.metric.extractor
+        )
+
     def with_options(
         self,
         *,
@@ -167,10 +176,6 @@ class Protocol:
 
 def fid_metric_name(extractor: str, split: str) -> str:
     return f"fid_{extractor}_{split}"
-
-
-def lpips_metric_name(net: str) -> str:
-    return f"lpips_{net}_v0.1"
 
 
 _CFLD_NOTES = (
@@ -272,6 +277,39 @@ PROTOCOLS: dict[str, Protocol] = {
                 "one rule for every method: any image not at 256x176 (GT, reference or generated) is resized "
                 "with PIL BICUBIC (antialiased); FID with the standard pytorch-fid weights vs all train.lst images",
                 "LPIPS VGG is available with --lpips-nets alex,vgg (slow on CPU: ~2 pairs/s)",
+            ),
+        ),
+        Protocol(
+            name="pgpis-v2",
+            description="pgpis-v1 plus KID, FD-DINOv2 and precision/recall/density/coverage (DINOv2 space)",
+            eval_size=(256, 176),
+            gen_resize="pil_bicubic",
+            gt_resize="pil_bicubic",
+            cv2_metric_size=None,
+            fid_extractors=("ptincv3",),
+            reference_split="train",
+            reference_listing="lst",
+            lpips_nets=("alex",),
+            lpips_input="unit",
+            ssim=SSIM_VARIANTS,
+            psnr=PSNR_VARIANTS,
+            fid_route="fast",
+            metrics=(
+                "kid_ptincv3",
+                "fd_dinov2_vitl14",
+                "precision_k5_dinov2_vitl14",
+                "recall_k5_dinov2_vitl14",
+                "density_k5_dinov2_vitl14",
+                "coverage_k5_dinov2_vitl14",
+            ),
+            notes=(
+                "every pgpis-v1 metric, computed the same way (same names, same values)",
+                "KID on the FID Inception's features (no extra pass; robust at small N), mean over 100 subsets "
+                "of min(1000, N_generated, N_reference) images with their std (torch-fidelity's definition)",
+                "FD-DINOv2 and precision/recall/density/coverage (k=5) on DINOv2 ViT-L/14 CLS features of the "
+                "eval-size images stretched to 224x224 (dgm-eval), as Stein et al. (NeurIPS 2023) recommend",
+                "KID and PRDC need every reference feature vector: the cached reference statistics hold them "
+                "(train.lst at full DeepFashion size: ~0.4 GB for Inception, ~0.2 GB for DINOv2)",
             ),
         ),
     )

@@ -11,7 +11,7 @@ them is recomputed once, and an explicit file without them leaves those metrics 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError, ConfigError
-from bench.metrics import networks, preprocess, refstats
+from bench.metrics import extractors, networks, preprocess, refstats
 from bench.metrics.device import exact_arithmetic
 from bench.metrics.features import FeatureCollector
 from bench.metrics.networks import Networks
@@ -37,15 +37,24 @@ def stack_views(views: list[np.ndarray | None]) -> torch.Tensor | None:
     return None if views[0] is None else torch.stack([preprocess.to_chw(v) for v in views])
 
 
-def vectors_needed(protocol: Protocol) -> set[str]:
-    """Extractors some metric of ``protocol`` needs every feature vector of."""
-    from bench.metrics import registry
+def cpu_views(names: Collection[str]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The decode-thread input views of the extractors among ``names`` that declare one."""
+    found = {e: extractors.get_extractor(e).view_function() for e in names}
+    return {e: f for e, f in found.items() if f is not None}
 
-    return {
-        s.metric.extractor or ""
-        for s in protocol.scored_metrics()
-        if s.metric.consumes == registry.FEATURES and s.metric.needs == registry.VECTORS
-    }
+
+def stack_own(items: list, index: int) -> dict[str, torch.Tensor]:
+    """Each extractor's own views of a batch, stacked as uint8 (B, 3, H, W)."""
+    return {e: torch.stack([preprocess.to_chw(x[index][e]) for x in items]) for e in items[0][index]}
+
+
+def extractor_input(ext: str, network_view01: torch.Tensor, own: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What extractor ``ext`` reads: its own view when it declares one, else the network view; [0, 1]."""
+    return own[ext].to(torch.float32) / 255.0 if ext in own else network_view01
+
+
+def vectors_needed(protocol: Protocol) -> set[str]:
+    return set(protocol.vector_extractors)
 
 
 def stream_features(
@@ -60,17 +69,19 @@ def stream_features(
     keep_vectors: Collection[str] = (),
 ) -> dict[str, FeatureCollector]:
     """Features of ``files`` (decoded, resized by ``resize_rule``) for extractors ``only``, in one pass."""
-    running = {e: FeatureCollector(networks.feature_dims(e), nets.device, e in keep_vectors) for e in only}
+    running = {e: FeatureCollector(nets.device, e in keep_vectors) for e in only}
     size, cv2_size = protocol.eval_size, protocol.cv2_metric_size
+    own = cpu_views(only)
 
-    def load(i: int) -> tuple[torch.Tensor, np.ndarray | None]:
+    def load(i: int) -> tuple:
         img = preprocess.resize_uint8(
             preprocess.decode(files[i], generated=generated), size, resize_rule, files[i]
         )
-        return preprocess.to_chw(img), (preprocess.metric_view(img, cv2_size) if cv2_size else None)
+        net = preprocess.metric_view(img, cv2_size) if cv2_size else None
+        return preprocess.to_chw(img), net, {e: f(img) for e, f in own.items()}
 
-    def collate(items: list) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return torch.stack([b[0] for b in items]), stack_views([b[1] for b in items])
+    def collate(items: list) -> tuple:
+        return torch.stack([b[0] for b in items]), stack_views([b[1] for b in items]), stack_own(items, 2)
 
     if only:
         it = prefetch_batches(
@@ -78,10 +89,10 @@ def stream_features(
         )
         with exact_arithmetic():
             for batch in progress(it, -(-len(files) // opts.batch_size), desc, opts.progress):
-                u8, views = to_device(batch, nets.device)
+                u8, views, extra = to_device(batch, nets.device)
                 x = metric_tensor(views, u8) / 255.0
                 for ext in only:
-                    running[ext].update(nets.extractors[ext](x))
+                    running[ext].update(nets.extractors[ext](extractor_input(ext, x, extra)))
     return running
 
 

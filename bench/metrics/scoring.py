@@ -9,6 +9,7 @@ per-pair metric is kept, plus running feature sums (and vectors, for metrics tha
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from bench.metrics.networks import Networks
 from bench.metrics.options import EvalOptions
 from bench.metrics.pixels import PixelScorer
 from bench.metrics.protocols import Protocol, ScoredMetric
-from bench.metrics.reference import metric_tensor, stack_views
+from bench.metrics.reference import cpu_views, extractor_input, metric_tensor, stack_own, stack_views
 from bench.metrics.streaming import prefetch_batches, progress, to_device
 
 NET_CHUNK = 8  # pairs whose float views and activations are alive at once on the CPU
@@ -54,7 +55,7 @@ def score_pairs(
         )
         gm = preprocess.metric_view(gen, cv2_size) if cv2_size else None
         tm = preprocess.metric_view(gt, cv2_size) if cv2_size else None
-        return preprocess.to_chw(gen), preprocess.to_chw(gt), gm, tm
+        return preprocess.to_chw(gen), preprocess.to_chw(gt), gm, tm, {e: f(gen) for e, f in own.items()}
 
     def collate(items: list) -> tuple:
         return (
@@ -62,6 +63,7 @@ def score_pairs(
             torch.stack([x[1] for x in items]),
             stack_views([x[2] for x in items]),
             stack_views([x[3] for x in items]),
+            stack_own(items, 4),
         )
 
     per_pair = [s for s in scored if s.metric.kind == registry.PER_PAIR and networks.available(s, nets)]
@@ -70,17 +72,17 @@ def score_pairs(
     }
     pixels = PixelScorer(protocol, [s for s in per_pair if s.metric.consumes == registry.PIXELS])
     per_image = {s.result_name: np.full(n, np.nan) for s in per_pair}
-    running = {
-        e: FeatureCollector(networks.feature_dims(e), nets.device, e in keep_vectors) for e in nets.extractors
-    }
+    running = {e: FeatureCollector(nets.device, e in keep_vectors) for e in nets.extractors}
+    own = cpu_views(list(nets.extractors))
 
     def score_chunk(chunk: tuple, sl: slice) -> None:
-        gen_u8, gt_u8, gen_views, gt_views = chunk
+        gen_u8, gt_u8, gen_views, gt_views, extra = chunk
         kb = torch.from_numpy(keep["fid"][sl]).to(gen_u8.device)
         gen_m = metric_tensor(gen_views, gen_u8)
         for ext, model in nets.extractors.items():
             if kb.any():
-                running[ext].update(model(gen_m[kb] / 255.0))
+                x = extractor_input(ext, gen_m / 255.0, extra)
+                running[ext].update(model(x[kb]))
         if lpips:
             gt_m = metric_tensor(gt_views, gt_u8)
             if protocol.lpips_input == "unit":
@@ -103,11 +105,17 @@ def score_pairs(
             # Sub-chunks of NET_CHUNK pairs on the CPU: the float views and network activations of a
             # whole batch would dominate peak RSS; every value is per image (feature sums are order-free).
             for j in range(0, batch[0].shape[0], step):
-                chunk = tuple(None if t is None else t[j : j + step] for t in batch)
+                chunk = tuple(_rows(t, j, step) for t in batch)
                 score_chunk(chunk, slice(pos, pos + chunk[0].shape[0]))
                 pos += chunk[0].shape[0]
             del batch
     return per_image, running
+
+
+def _rows(t: torch.Tensor | dict | None, j: int, step: int) -> torch.Tensor | dict | None:
+    if isinstance(t, dict):
+        return {k: v[j : j + step] for k, v in t.items()}
+    return None if t is None else t[j : j + step]
 
 
 def score_sets(
@@ -117,6 +125,7 @@ def score_sets(
     reference: dict[str, FeatureSet],
     strict: bool,
     split: str | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, str]]:
     """Set-level metrics from both sides' features: (values, details such as a KID's std, unavailable).
 
@@ -131,8 +140,11 @@ def score_sets(
         if s.metric.kind != registry.SET_LEVEL or ext not in generated or ext not in reference:
             continue
         name = protocol.set_result_name(s.metric.name, split) if split else s.result_name
+        fn, settings = s.metric.function(), s.metric.settings(protocol)
+        if "device" in inspect.signature(fn).parameters:
+            settings["device"] = device  # KID's and PRDC's distance matrices run where the networks ran
         try:
-            out = s.metric.function()(generated[ext], reference[ext], **s.metric.settings(protocol))
+            out = fn(generated[ext], reference[ext], **settings)
         except DataError as err:
             if strict:
                 raise

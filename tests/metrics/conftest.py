@@ -39,4 +39,3 @@ def pool_fid(monkeypatch: pytest.MonkeyPatch, fake_weights: Path) -> None:
     from bench.metrics import networks
 
     monkeypatch.setattr(networks, "build_extractor", lambda name, path: PoolFeatures())
-    monkeypatch.setattr(networks, "FEATURE_DIMS", 12)

@@ -39,7 +39,6 @@ def cheap_fid(monkeypatch: pytest.MonkeyPatch, fake_weights: Path) -> list[str]:
         return PoolFeatures()
 
     monkeypatch.setattr(networks, "build_extractor", build)
-    monkeypatch.setattr(networks, "FEATURE_DIMS", 12)
     return built
 
 
