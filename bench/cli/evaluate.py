@@ -23,6 +23,7 @@ protocols (see bench/metrics/README.md for every setting):
   pidm                PIDM: 256x256 stretched; cv2 to 256x176 before FID/LPIPS; ssim_g12_dr
   gfla-dptn           GFLA/DPTN: SSIM/PSNR on 40-px white-padded 256x256 (the "re-padding trick")
   pgpis-v1            recommended: standard pytorch-fid FID weights, one resize rule, all variants
+  pgpis-v2            pgpis-v1 plus KID, FD-DINOv2 and precision/recall/density/coverage (DINOv2)
 
 metric names encode every choice of the metric; the protocol adds the view a per-pair metric reads
 (ssim_w51 on the pad40 view: ssim_w51_pad40) and the reference split of a set-level one
@@ -169,9 +170,15 @@ def summary_lines(record: dict) -> list[str]:
         f"protocol {record['protocol']}: {record['num_images']}/{record['num_expected']} images"
         + (f", {record['dropped']} dropped (emulated)" if record["dropped"] else "")
     ]
+    details = record.get("metric_details") or {}
     for name, value in record["metrics"].items():
         ci = record["ci95"].get(name)
-        lines.append(f"  {name:<22} {value:.6g}" + (f"  [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else ""))
+        std = (details.get(name) or {}).get("std")
+        lines.append(
+            f"  {name:<22} {value:.6g}"
+            + (f"  [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else "")
+            + (f"  (std over subsets {std:.3g})" if std is not None else "")
+        )
     for name, reason in record["unavailable"].items():
         lines.append(f"  {name:<22} unavailable: {reason}")
     for name, info in record["undefined"].items():

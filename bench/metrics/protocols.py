@@ -18,36 +18,9 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.metrics import registry
-from bench.metrics.views import get_view
+from bench.metrics.uses import MetricUse, ScoredMetric, as_use, on_view, resolve, result_name
 
-
-@dataclass(frozen=True)
-class MetricUse:
-    """A registered metric as a protocol uses it: per pair, on one image view."""
-
-    metric: str
-    view: str = "eval"
-
-    @property
-    def result_name(self) -> str:
-        return self.metric + get_view(self.view).suffix
-
-
-def on_view(view: str, *metrics: str) -> tuple[MetricUse, ...]:
-    return tuple(MetricUse(m, view) for m in metrics)
-
-
-def _use(entry: str | MetricUse) -> MetricUse:
-    return entry if isinstance(entry, MetricUse) else MetricUse(entry)
-
-
-@dataclass(frozen=True)
-class ScoredMetric:
-    """One results key of a protocol: the declaration, the view it reads and the name it is reported under."""
-
-    metric: registry.Metric
-    view: str
-    result_name: str
+__all__ = ["PROTOCOLS", "MetricUse", "Protocol", "ScoredMetric", "get_protocol", "on_view"]
 
 
 SSIM_VARIANTS = ("ssim_w51", "ssim_g15_dr", "ssim_g12_dr", *on_view("pad40", "ssim_w51", "ssim_g15_dr"))
@@ -91,39 +64,25 @@ class Protocol:
             if f.name in _USE_FIELDS:
                 if f.name == "metrics" and not value:
                     continue
-                value = [self._result_name(_use(u)) for u in value]
+                value = [self._result_name(as_use(u)) for u in value]
             out[f.name] = value
         return json.loads(json.dumps(out))
 
     def _result_name(self, use: MetricUse) -> str:
-        metric = registry.get_metric(use.metric)
-        return self.set_result_name(metric.name) if metric.kind == registry.SET_LEVEL else use.result_name
+        return result_name(use, self.reference_split)
 
     def set_result_name(self, metric: str, split: str | None = None) -> str:
         """A set-level metric's results key: its name and the reference it was measured against."""
         return f"{metric}_{split or self.reference_split}"
 
     def scored_metrics(self) -> list[ScoredMetric]:
-        """Every results key of the protocol, in results order: set-level first, then per pair (LPIPS,
-        then the pixel metrics). Each name must be registered and each view must suit its metric."""
+        """Every results key of the protocol, in results order (``uses.resolve``)."""
         entries = [
             *(MetricUse(f"fid_{e}") for e in self.fid_extractors),
             *(MetricUse(f"lpips_{n}_v0.1") for n in self.lpips_nets),
-            *(_use(u) for u in (*self.ssim, *self.psnr, *self.abs_error, *self.metrics)),
+            *(as_use(u) for u in (*self.ssim, *self.psnr, *self.abs_error, *self.metrics)),
         ]
-        out: list[ScoredMetric] = []
-        for use in entries:
-            metric = registry.get_metric(use.metric)
-            if use.view != "eval" and metric.consumes != registry.PIXELS:
-                raise ConfigError(
-                    f"protocol {self.name}: {metric.name} reads the network view, not the {use.view!r} view"
-                )
-            name = self._result_name(use)
-            if name in {s.result_name for s in out}:
-                raise ConfigError(f"protocol {self.name}: metric {name} is listed twice")
-            out.append(ScoredMetric(metric, use.view, name))
-        rank = {registry.SET_LEVEL: 0, registry.LPIPS: 1}
-        return sorted(out, key=lambda s: rank.get(s.metric.kind, rank.get(s.metric.consumes, 2)))
+        return resolve(self.name, entries, self.reference_split)
 
     def reference_settings(self, extractor: str) -> dict[str, Any]:
         """Everything that changes the reference statistics of ``extractor``."""
