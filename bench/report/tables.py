@@ -192,6 +192,8 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
                 if with_ci and m in run.ci95:
                     lo, hi = run.ci95[m]
                     text += f" [{format_value(m, lo)}, {format_value(m, hi)}]"
+                elif with_ci and m in run.std:
+                    text += f" ± {format_value(m, run.std[m])}"
                 row.append((text, []))
             else:
                 reason = run.unavailable.get(m, "not computed by this run")
@@ -213,6 +215,8 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
     caption += ". ↑ higher is better, ↓ lower is better. Images = generated images counted."
     if with_ci:
         caption += " Brackets: bootstrap 95% confidence interval."
+        if any(m in r.std for r in table.runs for m in table.metrics):
+            caption += " ±: standard deviation over the metric's random subsets (KID)."
     unknown = [m for m in table.metrics if table.directions[m] is None]
     if unknown:
         caption += f" Direction unknown for: {', '.join(unknown)}."
@@ -291,8 +295,15 @@ def to_csv(table: Table) -> str:
         "allow_missing",
         "metrics_file",
     ]
+    with_std = {m for m in table.metrics if any(m in r.std for r in table.runs)}
     for m in table.metrics:
-        fields += [m, f"{m}_ci95_low", f"{m}_ci95_high", f"{m}_unavailable"]
+        fields += [
+            m,
+            f"{m}_ci95_low",
+            f"{m}_ci95_high",
+            *([f"{m}_std"] if m in with_std else []),
+            f"{m}_unavailable",
+        ]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for run in table.runs:
@@ -310,6 +321,8 @@ def to_csv(table: Table) -> str:
             row[m] = repr(run.metrics[m]) if m in run.metrics else ""
             lo, hi = run.ci95.get(m, ("", ""))
             row[f"{m}_ci95_low"], row[f"{m}_ci95_high"] = lo, hi
+            if m in with_std:
+                row[f"{m}_std"] = run.std.get(m, "")
             row[f"{m}_unavailable"] = "" if m in run.metrics else run.unavailable.get(m, "not computed")
         text = ("run", "method", "protocol", "metrics_file")
         writer.writerow(

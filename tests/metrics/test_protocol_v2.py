@@ -146,3 +146,42 @@ def test_statistics_without_vectors(v2_root: Path, v2_networks: Path, tmp_path: 
         ]
         == "pgpis-v2"
     )
+
+
+def test_one_decode_per_image_and_one_forward_per_image_and_network(
+    v2_root: Path, fake_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pgpis-v2's eight set-level and nine per-pair metrics read each image's single decode and each
+    network's single pass: KID shares FID's Inception features, PRDC shares FD-DINOv2's."""
+    from bench.metrics import preprocess
+
+    write_tiny_dinov2(fake_weights / weights.WEIGHTS["dinov2_vitl14"].filename)
+    seen: dict[str, list[int]] = {}
+
+    class Counting(PoolFeatures):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.setdefault(self.name, []).append(x.shape[0])
+            return super().forward(x)
+
+    monkeypatch.setattr(networks, "build_extractor", lambda name, path: Counting(name))
+    decoded: list[str] = []
+    real_decode = preprocess.decode
+    monkeypatch.setattr(
+        preprocess, "decode", lambda path, **kw: decoded.append(str(path)) or real_decode(path, **kw)
+    )
+    write_generated(tmp_path / "gen", v2_root, (256, 176))
+    record, _ = evaluate_root(v2_root, tmp_path / "gen", "pgpis-v2", tmp_path)
+    assert not record["unavailable"] and len(record["metrics"]) == 15
+    n_ref, n_pairs = len((v2_root / "train.lst").read_text().split()), 12
+    assert {name: sum(rows) for name, rows in seen.items()} == {
+        "ptincv3": n_ref + n_pairs,
+        "dinov2_vitl14": n_ref + n_pairs,
+    }
+    gen_files = [p for p in decoded if "/gen/" in p]
+    ref_files = [p for p in decoded if "/train_highres/" in p]
+    assert len(gen_files) == len(set(gen_files)) == n_pairs and len(ref_files) == len(set(ref_files)) == n_ref
+    assert len([p for p in decoded if "/test_highres/" in p]) == n_pairs  # one GT decode per pair
