@@ -57,8 +57,9 @@ def bench_set_metrics(n: int, d: int, reference: bool) -> dict:
     from bench.metrics.prdc import prdc
 
     rng = np.random.default_rng(0)
-    real = np.abs(rng.standard_normal((n, d), dtype=np.float32))  # pool features are non-negative
-    fake = np.abs(rng.standard_normal((n, d), dtype=np.float32) * 1.1 + 0.05)
+    # non-negative like pool features; the fake set slightly wider, so the metrics are not degenerate
+    real = np.abs(rng.standard_normal((n, d), dtype=np.float32))
+    fake = np.abs(rng.standard_normal((n, d), dtype=np.float32) * 1.02)
     out: dict = {"features": f"2 x {n} x {d} float32, random"}
     t0 = time.perf_counter()
     res = kid(real, fake)
@@ -88,8 +89,13 @@ def bench_networks(batch: int, runs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         vit = DinoViT(dim=1024, depth=24, mlp_hidden=4096, pos_grid=37)  # ViT-L/14 as torch hub builds it
-        for p in vit.parameters():
-            torch.nn.init.normal_(p, std=0.02)
+        for name, p in vit.named_parameters():  # ViT-like scales: unit LayerNorms, small LayerScale
+            if ".norm" in name or name.startswith("norm."):
+                torch.nn.init.constant_(p, 1.0 if name.endswith("weight") else 0.0)
+            elif name.endswith("gamma"):
+                torch.nn.init.constant_(p, 0.1)
+            else:
+                torch.nn.init.normal_(p, std=0.02)
         path = Path(tmp) / "dinov2_vitl14_pretrain.pth"
         torch.save({k: v for k, v in vit.state_dict().items()}, path)
         del vit
