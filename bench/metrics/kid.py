@@ -13,7 +13,11 @@ torch-fidelity's ``kid_features_to_metric`` (``torch_fidelity/metric_kid.py``, d
 One deviation, stated: torch-fidelity refuses sets smaller than ``subset_size``; here the subset
 size is ``min(subset_size, n1, n2)`` (the 144-pair embedded set still gets a KID; the result
 records the size used). Where both sets have at least ``subset_size`` rows the numbers are
-torch-fidelity's (tests/metrics/test_kid.py runs both on the same features).
+torch-fidelity's (tests/metrics/test_kid.py runs both on the same features). A set with no more
+rows than the subset size is used whole in every subset, so the subset std then measures only
+the other set's sampling, and is 0 (to rounding) when both sets are that small: report it as
+such, not as an uncertainty of the small set. torch-fidelity's ``input1`` is the generated set:
+pass generated features first and reference features second to get its numbers.
 
 The kernel sums are float64 (torch-fidelity keeps its features' dtype, float32 for its own
 extractors; float64 inputs give its numbers to ~1e-12). Memory: the two feature matrices as

@@ -14,9 +14,10 @@ All comparisons are strict ``<`` as in ``prdc``. ``prdc`` holds three full dista
 (n_real^2 + n_fake^2 + n_real * n_fake floats: 1.8 GB at 8,570 x 8,570 in float64); here
 distances are computed a block of rows at a time against the whole other set, in float64, and
 reduced at once. A block holds at most ``block_bytes`` (default 128 MB) of distances, i.e.
-``block_bytes / (8 * n_columns)`` rows (~1,950 rows at 8,570 columns); with its temporaries (the
-norms added in a second buffer, boolean masks) the peak extra memory is about 2.5 blocks (~0.3 GB)
-whatever the set sizes, plus the two feature matrices in float64 (2 x 140 MB at 8,570 x 2,048).
+``block_bytes / (8 * n_columns)`` rows (~1,950 rows at 8,570 columns); one block is alive at a
+time, with boolean masks an eighth of its size, so the extra memory is ~0.15 GB whatever the set
+sizes, plus the two feature matrices in float64 (2 x 140 MB at 8,570 x 2,048): measured peak growth
+~0.55 GB at 8,570 x 8,570 x 2,048 (benchmarks/new_metrics_cost.py; prdc itself: 1.8 GB).
 Squared distances are compared (same order as distances, without a square root's rounding); a
 point's distance to itself is exactly 0, as sklearn's ``pairwise_distances`` sets it.
 """
@@ -54,9 +55,12 @@ def _as_matrix(features: np.ndarray | torch.Tensor, what: str, device: torch.dev
 
 
 def _sq_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    """(len(a), len(b)) squared Euclidean distances, ``|a|^2 + |b|^2 - 2 a.b`` clamped at 0."""
-    d = (a * a).sum(1, keepdim=True) + b_sq.unsqueeze(0) - 2.0 * (a @ b.T)
-    return d.clamp_min_(0.0)
+    """(len(a), len(b)) squared Euclidean distances, ``|a|^2 + |b|^2 - 2 a.b`` clamped at 0.
+
+    One (len(a), len(b)) buffer: the product is written by addmm and the norms added in place.
+    """
+    d = torch.addmm((a * a).sum(1, keepdim=True), a, b.T, beta=1.0, alpha=-2.0)
+    return d.add_(b_sq.unsqueeze(0)).clamp_min_(0.0)
 
 
 def _rows_per_block(n_columns: int, block_bytes: int) -> int:
@@ -74,7 +78,9 @@ def knn_radii_sq(x: torch.Tensor, nearest_k: int = NEAREST_K, block_bytes: int =
         d = _sq_distances(x[start:stop], x, x_sq)
         rows = torch.arange(stop - start, device=x.device)
         d[rows, rows + start] = 0.0  # self-distance exactly 0, as sklearn's pairwise_distances
-        out[start:stop] = torch.kthvalue(d, nearest_k + 1, dim=1).values
+        # the (k+1)-th smallest; topk needs no block-sized copy (kthvalue makes two) and is ~10x faster
+        out[start:stop] = torch.topk(d, nearest_k + 1, dim=1, largest=False, sorted=True).values[:, -1]
+        del d  # freed before the next block is allocated: one block alive, not two
     return out
 
 
@@ -112,9 +118,10 @@ def prdc(
     for start in range(0, n_fake, chunk):
         stop = min(start + chunk, n_fake)
         d = _sq_distances(fake[start:stop], real, real_sq)  # (fake chunk, n_real)
-        in_real_balls[start:stop] = (d < r_real.unsqueeze(0)).sum(1)
+        in_real_balls[start:stop] = torch.count_nonzero(d < r_real.unsqueeze(0), dim=1)  # no int64 copy
         real_recalled |= (d < r_fake[start:stop].unsqueeze(1)).any(0)
         nearest_fake = torch.minimum(nearest_fake, d.min(0).values)
+        del d
     return PRDCResult(
         precision=float((in_real_balls > 0).double().mean()),
         recall=float(real_recalled.double().mean()),

@@ -72,3 +72,10 @@ def test_bad_inputs() -> None:
         kid(np.zeros((1, 4)), np.zeros((10, 4)))
     with pytest.raises(DataError, match="NaN"):
         kid(np.full((10, 4), np.nan), np.zeros((10, 4)))
+
+
+def test_sets_no_larger_than_the_subset_give_a_zero_std() -> None:
+    # Every subset is then the whole of both sets (permuted): one value, std 0 up to summation order.
+    f1, f2 = _features(40, 16, 0.0, 9), _features(40, 16, 0.5, 10)
+    res = kid(f1, f2, subsets=6, subset_size=100)
+    assert res.subset_size == 40 and res.std < 1e-12 * max(1.0, abs(res.mean))
