@@ -124,7 +124,6 @@ def score_sets(
     generated: dict[str, FeatureSet],
     reference: dict[str, FeatureSet],
     strict: bool,
-    split: str | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, str]]:
     """Set-level metrics from both sides' features: (values, details such as a KID's std, unavailable).
@@ -139,7 +138,7 @@ def score_sets(
         ext = s.metric.extractor or ""
         if s.metric.kind != registry.SET_LEVEL or ext not in generated or ext not in reference:
             continue
-        name = protocol.set_result_name(s.metric.name, split) if split else s.result_name
+        name = s.result_name
         fn, settings = s.metric.function(), s.metric.settings(protocol)
         if "device" in inspect.signature(fn).parameters:
             settings["device"] = device  # KID's and PRDC's distance matrices run where the networks ran
