@@ -23,6 +23,7 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from bench.metrics.device import DEVICE_HELP
+    from bench.metrics.extractors import EXTRACTORS
     from bench.metrics.protocols import PROTOCOLS
 
     p = sub.add_parser(
@@ -37,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, type=Path, help="FILE.npz, or an existing folder / a path ending in /"
     )
-    p.add_argument("--extractor", default=None, help="which FID extractor (only for protocols with several)")
+    p.add_argument(
+        "--extractor",
+        default=None,
+        choices=sorted(EXTRACTORS),
+        help="which feature extractor of the protocol (needed when it has several, e.g. pgpis-v2: ptincv3 for "
+        "FID/KID, dinov2_vitl14 for FD-DINOv2/PRDC); the file keeps every feature vector when a metric needs them",
+    )
     p.add_argument(
         "--emulate-drop-remainder",
         type=int,
