@@ -12,6 +12,10 @@ Conventions shared by every method:
   point is (-1, -1);
 - randomness comes only from the per-pair generators passed to ``generate`` (one per pair,
   seeded from (global seed, pair id)), so outputs do not depend on batching or sharding.
+
+A metric plugin declares a :class:`Metric` (``bench.metrics.declaration``) and registers it under the
+entry-point group ``pgpis_bench.metrics`` (``metric_name = "package.module:ATTRIBUTE"``); a
+protocol, or ``pgpis evaluate --metrics``, then names it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ import torch
 
 from bench.errors import BenchError, ConfigError, DataError, MissingWeightError
 from bench.io import TEMP_PREFIX, atomic_path, write_json_atomic
+from bench.metrics.declaration import (
+    FEATURES,
+    HIGHER,
+    LOWER,
+    PER_PAIR,
+    PIXELS,
+    SET_LEVEL,
+    STATS,
+    VECTORS,
+    Metric,
+)
 from bench.pair_names import PLACEHOLDER_HELP, format_names, pair_fields
 from bench.seeding import pair_seed
 
@@ -207,6 +222,15 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeepFashionDataset",
+    "FEATURES",
+    "HIGHER",
+    "LOWER",
+    "Metric",
+    "PER_PAIR",
+    "PIXELS",
+    "SET_LEVEL",
+    "STATS",
+    "VECTORS",
     "InputSpec",
     "Method",
     "MethodInfo",

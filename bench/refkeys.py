@@ -25,16 +25,24 @@ def distinct_references(protocol_names: list[str]) -> dict[str, dict[str, str | 
     out: dict[str, dict[str, str | list[str]]] = {}
     for name in protocol_names:
         protocol = get_protocol(name)
-        for extractor in protocol.fid_extractors:
+        vectors = protocol.vector_extractors
+        for extractor in protocol.feature_extractors:
             key = reference_key(protocol, extractor)
             entry = out.setdefault(key, {"protocol": name, "extractor": extractor, "used_by": []})
             entry["used_by"].append(name)  # type: ignore[union-attr]
+            if (
+                extractor in vectors
+                and extractor not in get_protocol(str(entry["protocol"])).vector_extractors
+            ):
+                # the file is made under a protocol that keeps every feature vector (KID, PRDC need them);
+                # its statistics are the same, so the others read it unchanged
+                entry["protocol"] = name
     return out
 
 
 def refstats_files(protocol: Protocol, folder: Path) -> list[Path]:
     """The statistics files of ``protocol`` in a folder of ``<key>.npz`` files (one per extractor)."""
-    return [folder / f"{reference_key(protocol, e)}.npz" for e in protocol.fid_extractors]
+    return [folder / f"{reference_key(protocol, e)}.npz" for e in protocol.feature_extractors]
 
 
 def params_section(protocol_names: list[str]) -> str:

@@ -195,7 +195,7 @@ def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001
         cache = work / f"cache_{label}"
         shutil.rmtree(cache, ignore_errors=True)
         load0 = os.getloadavg()[0]
-        cmd = evaluate_cmd(protocol.name, root, sets["gen"], cache, work / f"{label}.json")
+        cmd = evaluate_cmd(protocol.name, root, sets["gen"], cache, work / f"{label}.json", None)
         cmd = [c for c in cmd if c != "--no-progress"] + ["--device", args.device]
         cmd += ["--allow-missing"] if label == "small" else []  # the folder holds all 8,570 images
         env_progress = {k: v for k, v in env.items() if k != "TQDM_DISABLE"}

@@ -12,9 +12,13 @@ TORCH_HOME), then measures, each in its own subprocess so timings and peak RSS a
   half    cold and warm at N/2 + M/2, for the flat-memory and proportional-time checks.
 
 Targets: cold <= 1.25 x floor; peak RSS <= 1.2 GB and flat in N; warm proportional to N.
+(The floor is Inception-only: a protocol with more networks, e.g. pgpis-v2's DINOv2 ViT-L/14, is
+above it by their cost; --metrics adds registered metrics to the protocol, so the added cost of
+one metric is the difference of two runs.)
 
     .venv/bin/python benchmarks/eval_throughput.py                      # 2,000 + 5,000 (slow)
     .venv/bin/python benchmarks/eval_throughput.py --pairs 200 --refs 400
+    .venv/bin/python benchmarks/eval_throughput.py --pairs 64 --refs 128 --protocol pgpis-v1 --metrics kid_ptincv3
     .venv/bin/python benchmarks/eval_throughput.py --deepfashion-scale --refs 2000 \
         --pairs-file datasets/deepfashion/fasion-resize-pairs-test.csv     # the 8,570 real test pairs
 
@@ -79,8 +83,9 @@ def build_dataset(root: Path, n_pairs: int, n_refs: int, seed: int = 0) -> tuple
     return root, gen
 
 
-def write_random_weights(torch_home: Path) -> None:
-    """Random-init weights in the real formats, BatchNorm calibrated so features are not degenerate."""
+def write_random_weights(torch_home: Path, dinov2: bool = False) -> None:
+    """Random-init weights in the real formats, BatchNorm calibrated so features are not degenerate;
+    with ``dinov2``, a ViT-L/14 at its real size (width 1024, depth 24, 518-px grid; ~1.2 GB)."""
     import torch
     from torchvision.models import alexnet
 
@@ -108,6 +113,13 @@ def write_random_weights(torch_home: Path) -> None:
         for k, v in alexnet(weights=None).state_dict().items()
     }
     torch.save(sd, dest / weights.WEIGHTS["alexnet"].filename)
+    if dinov2:
+        from bench.metrics.dinov2 import DinoViT
+
+        vit = DinoViT(dim=1024, depth=24, mlp_hidden=4096, pos_grid=37)  # ViT-L/14 as torch hub builds it
+        for p in vit.parameters():
+            torch.nn.init.normal_(p, std=0.02)
+        torch.save(vit.state_dict(), dest / weights.WEIGHTS["dinov2_vitl14"].filename)
 
 
 FLOOR_CODE = r"""
@@ -115,12 +127,12 @@ import json, sys, time, torch, numpy as np
 from pathlib import Path
 from PIL import Image
 from bench.metrics import weights
-from bench.metrics.inception import EXTRACTORS, build_extractor
+from bench.metrics.extractors import EXTRACTORS, build
 files = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]
 extractors = json.loads(sys.argv[2])
 total = cpu = 0.0
 for ext in extractors:
-    model = build_extractor(ext, weights.checkpoints_dir() / weights.WEIGHTS[EXTRACTORS[ext]].filename)
+    model = build(ext, weights.checkpoints_dir() / weights.WEIGHTS[EXTRACTORS[ext].weight].filename)
     for s in range(0, len(files), 32):
         x = torch.from_numpy(np.stack([np.array(Image.open(f).convert("RGB")) for f in files[s:s + 32]]))
         x = x.permute(0, 3, 1, 2).float() / 255.0
@@ -149,7 +161,9 @@ def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str, f
         return wall, usage.ru_maxrss / 1024.0, out.read(), usage.ru_utime + usage.ru_stime
 
 
-def evaluate_cmd(protocol: str, root: Path, gen: Path, cache: Path, out: Path) -> list[str]:
+def evaluate_cmd(
+    protocol: str, root: Path, gen: Path, cache: Path, out: Path, metrics: str | None
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -171,6 +185,7 @@ def evaluate_cmd(protocol: str, root: Path, gen: Path, cache: Path, out: Path) -
         str(cache),
         "--allow-unverified-weights",
         "--no-progress",
+        *(["--metrics", metrics] if metrics else []),
     ]
 
 
@@ -186,6 +201,12 @@ def main() -> None:
         "the full size, so the full-size figures come first",
     )
     ap.add_argument("--protocol", default="cfld-256", help="protocol to evaluate (default cfld-256)")
+    ap.add_argument(
+        "--metrics",
+        default=None,
+        metavar="NAMES",
+        help="registered metrics to add to the protocol (pgpis evaluate --metrics), e.g. kid_ptincv3",
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="keep the synthetic set here (default: temp)")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
     ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
@@ -222,9 +243,10 @@ def main() -> None:
         env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
         run_scale(args, work, env)
         return
+    from bench.cli.evaluate import parse_metrics
     from bench.metrics.protocols import get_protocol
 
-    protocol = get_protocol(args.protocol)
+    protocol = get_protocol(args.protocol).with_options(extra_metrics=parse_metrics(args.metrics))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pgpis-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
@@ -233,7 +255,7 @@ def main() -> None:
     )
     sizes = [(args.pairs, args.refs), small_size]
     if args.prepare_only:
-        write_random_weights(work / "torch")
+        write_random_weights(work / "torch", dinov2="dinov2_vitl14" in protocol.feature_extractors)
         for n, m in sizes:
             build_dataset(work / f"data_{n}_{m}" / "root", n, m)
         return
@@ -265,10 +287,10 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         cache = work / f"cache_{n}"
         cold_s, cold_rss, _, _ = run_child(
-            evaluate_cmd(protocol.name, root, gen, cache, work / f"cold_{n}.json"), env
+            evaluate_cmd(protocol.name, root, gen, cache, work / f"cold_{n}.json", args.metrics), env
         )
         warm_s, warm_rss, _, _ = run_child(
-            evaluate_cmd(protocol.name, root, gen, cache, work / f"warm_{n}.json"), env
+            evaluate_cmd(protocol.name, root, gen, cache, work / f"warm_{n}.json", args.metrics), env
         )
         rec = json.loads((work / f"cold_{n}.json").read_text())
         assert rec["num_images"] == n and not rec["unavailable"], rec["unavailable"]

@@ -23,9 +23,13 @@ protocols (see bench/metrics/README.md for every setting):
   pidm                PIDM: 256x256 stretched; cv2 to 256x176 before FID/LPIPS; ssim_g12_dr
   gfla-dptn           GFLA/DPTN: SSIM/PSNR on 40-px white-padded 256x256 (the "re-padding trick")
   pgpis-v1            recommended: standard pytorch-fid FID weights, one resize rule, all variants
+  pgpis-v2            pgpis-v1 plus KID, FD-DINOv2 and precision/recall/density/coverage (DINOv2)
 
-metric names encode every choice of the metric (e.g. fid_ptincv3_train, lpips_alex_v0.1,
-ssim_w51, ssim_g15_dr, ssim_w51_pad40, psnr_pad40); compare numbers only within one protocol.
+metric names encode every choice of the metric; the protocol adds the view a per-pair metric reads
+(ssim_w51 on the pad40 view: ssim_w51_pad40) and the reference split of a set-level one
+(fid_ptincv3_train); compare numbers only within one protocol. Registered metrics (↑ higher is
+better, ↓ lower; bench/metrics/catalog.py and plugins of the entry-point group pgpis_bench.metrics):
+{metrics}
 
 FID reference statistics:
   --refstats FILE.npz    use these (from `pgpis refstats`, or a pytorch-fid .npz with mu/sigma,
@@ -60,6 +64,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.metrics import registry
     from bench.metrics.device import DEVICE_HELP
     from bench.metrics.protocols import PROTOCOLS
 
@@ -67,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "evaluate",
         help="score a folder of generated images under a named protocol",
         description=DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EPILOG.replace("{metrics}", registry.listing()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS), help="evaluation protocol")
@@ -130,6 +135,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="comma list overriding the protocol's LPIPS nets (alex,vgg)",
     )
     p.add_argument(
+        "--metrics",
+        default=None,
+        metavar="NAMES",
+        help="comma list of registered metrics to add to the protocol (listed below; a per-pair metric "
+        "on another view: NAME@VIEW, views: eval, pad40); recorded in protocol_settings.metrics",
+    )
+    p.add_argument(
         "--batch-size", type=int, default=32, help="images per network batch (does not change results)"
     )
     p.add_argument("--workers", type=int, default=2, help="decode threads (default 2; on a GPU use ~cores)")
@@ -165,9 +177,15 @@ def summary_lines(record: dict) -> list[str]:
         f"protocol {record['protocol']}: {record['num_images']}/{record['num_expected']} images"
         + (f", {record['dropped']} dropped (emulated)" if record["dropped"] else "")
     ]
+    details = record.get("metric_details") or {}
     for name, value in record["metrics"].items():
         ci = record["ci95"].get(name)
-        lines.append(f"  {name:<22} {value:.6g}" + (f"  [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else ""))
+        std = (details.get(name) or {}).get("std")
+        lines.append(
+            f"  {name:<22} {value:.6g}"
+            + (f"  [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else "")
+            + (f"  (std over subsets {std:.3g})" if std is not None else "")
+        )
     for name, reason in record["unavailable"].items():
         lines.append(f"  {name:<22} unavailable: {reason}")
     for name, info in record["undefined"].items():
@@ -178,6 +196,18 @@ def summary_lines(record: dict) -> list[str]:
             f"  scored in {timing['total']:.1f} s on {record['device']} (commit {record.get('git')})"
         )
     return lines
+
+
+def parse_metrics(text: str | None) -> tuple:
+    """``--metrics`` as protocol entries: ``NAME`` or ``NAME@VIEW``."""
+    from bench.metrics.protocols import MetricUse
+
+    out = []
+    for item in (text or "").split(","):
+        name, _, view = item.strip().partition("@")
+        if name:
+            out.append(MetricUse(name, view or "eval"))
+    return tuple(out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,7 +227,10 @@ def run(args: argparse.Namespace) -> int:
     nets = tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()) if args.lpips_nets else None
     if nets and any(n not in ("alex", "vgg") for n in nets):
         raise ConfigError(f"--lpips-nets {args.lpips_nets!r}: choose among alex, vgg")
-    protocol = protocol.with_options(drop_remainder=args.emulate_drop_remainder, lpips_nets=nets)
+    protocol = protocol.with_options(
+        drop_remainder=args.emulate_drop_remainder, lpips_nets=nets, extra_metrics=parse_metrics(args.metrics)
+    )
+    protocol.scored_metrics()  # an unknown metric or view is refused before any work
     resolve_device(args.device)  # a GPU asked for but absent is refused before any work
     check_outputs_writable([args.out, args.per_image, args.run_facts])
     dataset = DeepFashionDataset(args.dataset, args.split)

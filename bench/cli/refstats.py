@@ -23,6 +23,7 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from bench.metrics.device import DEVICE_HELP
+    from bench.metrics.extractors import EXTRACTORS
     from bench.metrics.protocols import PROTOCOLS
 
     p = sub.add_parser(
@@ -37,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, type=Path, help="FILE.npz, or an existing folder / a path ending in /"
     )
-    p.add_argument("--extractor", default=None, help="which FID extractor (only for protocols with several)")
+    p.add_argument(
+        "--extractor",
+        default=None,
+        choices=sorted(EXTRACTORS),
+        help="which feature extractor of the protocol (needed when it has several, e.g. pgpis-v2: ptincv3 for "
+        "FID/KID, dinov2_vitl14 for FD-DINOv2/PRDC); the file keeps every feature vector when a metric needs them",
+    )
     p.add_argument(
         "--emulate-drop-remainder",
         type=int,
@@ -75,18 +82,17 @@ def run(args: argparse.Namespace) -> int:
     from bench.metrics.protocols import get_protocol
 
     protocol = get_protocol(args.protocol).with_options(drop_remainder=args.emulate_drop_remainder)
+    extractors = protocol.feature_extractors
     if args.extractor is None:
-        if len(protocol.fid_extractors) != 1:
+        if len(extractors) != 1:
             raise ConfigError(
-                f"protocol {protocol.name} has extractors {protocol.fid_extractors}; pick one with --extractor"
+                f"protocol {protocol.name} has extractors {extractors}; pick one with --extractor"
             )
-        extractor = protocol.fid_extractors[0]
-    elif args.extractor in protocol.fid_extractors:
+        extractor = extractors[0]
+    elif args.extractor in extractors:
         extractor = args.extractor
     else:
-        raise ConfigError(
-            f"--extractor {args.extractor!r} is not used by {protocol.name} ({protocol.fid_extractors})"
-        )
+        raise ConfigError(f"--extractor {args.extractor!r} is not used by {protocol.name} ({extractors})")
     resolve_device(args.device)
     if not (args.out.is_dir() or str(args.out).endswith("/")):
         check_outputs_writable([args.out])

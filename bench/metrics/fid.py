@@ -175,3 +175,9 @@ class RunningStats:
         sigma = (self._outer.cpu().numpy() - self.n * np.outer(mean_c, mean_c)) / (self.n - 1)
         sigma = (sigma + sigma.T) / 2  # exact symmetry, as np.cov produces
         return mu, sigma
+
+
+def fid_of_sets(gen, ref, sqrt_route: str = "fast") -> float:  # noqa: ANN001  (features.FeatureSet)
+    """FID between two feature sets' statistics under the protocol's matrix-square-root route."""
+    with route(sqrt_route):
+        return frechet_distance(gen.mu, gen.sigma, ref.mu, ref.sigma)

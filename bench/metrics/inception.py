@@ -25,7 +25,6 @@ from torch import nn
 FEATURE_DIMS = 2048
 CHUNK = 4  # images per forward pass; bounds activation memory (~130 MB less than 8; speed is the same)
 GPU_CHUNK = 128  # on a GPU: a whole batch per pass
-EXTRACTORS: dict[str, str] = {"ptincv3": "pt_inception", "incv3tv": "inception_v3_tv"}  # name -> weight key
 
 # ImageNet statistics used by torchvision's transform_input and the GFLA-lineage scaling.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -156,11 +155,3 @@ def _chunked(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> tor
     step = CHUNK if x.device.type == "cpu" else GPU_CHUNK
     outs = [fn(x[i : i + step]).reshape(min(step, x.shape[0] - i), -1) for i in range(0, x.shape[0], step)]
     return torch.cat(outs) if outs else x.new_zeros((0, FEATURE_DIMS))
-
-
-def build_extractor(name: str, weights_path: str | Path) -> nn.Module:
-    if name == "ptincv3":
-        return PtInceptionV3(weights_path)
-    if name == "incv3tv":
-        return TvInceptionV3(weights_path)
-    raise ValueError(f"unknown feature extractor {name!r}; expected one of {sorted(EXTRACTORS)}")

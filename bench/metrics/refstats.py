@@ -1,7 +1,8 @@
 """FID reference statistics: which files, under which name they are cached, how they are checked.
 
 A statistics file is an ``.npz`` holding ``mu`` and ``sigma`` (exactly pytorch-fid's format, so
-its tools read ours) plus ``meta``: a JSON string with the protocol's reference settings, the
+its tools read ours), ``features`` (every feature vector, float32) when a metric of the protocol
+needs them (KID, precision/recall), plus ``meta``: a JSON string with the protocol's reference settings, the
 extractor and the sha256 of its weights, the number of images and a hash of the file list
 (names and byte sizes). Its canonical name encodes all of these, so a changed setting or file
 list can never pick up a stale file; a file given explicitly is checked against them and
@@ -94,6 +95,7 @@ class RefStats:
     sigma: np.ndarray | None
     meta: dict[str, Any] | None
     path: Path | None = None
+    vectors: np.ndarray | None = None  # (N, D) float32 feature vectors, when stored
 
     @property
     def imported(self) -> bool:
@@ -121,8 +123,13 @@ def make_meta(
 def save(path: str | Path, stats: RefStats) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
+            extra = {} if stats.vectors is None else {"features": np.asarray(stats.vectors, np.float32)}
             np.savez(
-                fh, mu=stats.mu, sigma=stats.sigma, meta=np.array(json.dumps(stats.meta, sort_keys=True))
+                fh,
+                mu=stats.mu,
+                sigma=stats.sigma,
+                meta=np.array(json.dumps(stats.meta, sort_keys=True)),
+                **extra,
             )
 
 
@@ -134,6 +141,7 @@ def load(path: str | Path) -> RefStats:
             if meta is not None and meta.get("unavailable") and "mu" not in data.files:
                 return RefStats(mu=None, sigma=None, meta=meta, path=path)
             mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
+            vectors = np.asarray(data["features"], np.float32) if "features" in data.files else None
     except FileNotFoundError:
         raise DataError(f"{path}: reference statistics not found; make them with `pgpis refstats`") from None
     except (KeyError, ValueError, OSError) as err:
@@ -144,7 +152,9 @@ def load(path: str | Path) -> RefStats:
         raise DataError(
             f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit together; recreate the file"
         )
-    return RefStats(mu=mu, sigma=sigma, meta=meta, path=path)
+    if vectors is not None and (vectors.ndim != 2 or vectors.shape[1] != mu.size):
+        raise DataError(f"{path}: features {vectors.shape} do not fit mu {mu.shape}; recreate the file")
+    return RefStats(mu=mu, sigma=sigma, meta=meta, path=path, vectors=vectors)
 
 
 def check(stats: RefStats, expected: dict[str, Any]) -> None:

@@ -18,14 +18,16 @@ from typing import Any
 
 from bench.errors import ConfigError, DataError
 from bench.memory import release_free_memory
-from bench.metrics import fid, refstats, weights
+from bench.metrics import fid, networks, refstats
 from bench.metrics.device import device_name
-from bench.metrics.engine import EvalOptions, Networks, _read_manifest, load_networks, stream_features
+from bench.metrics.engine import read_manifest
 from bench.metrics.fid import frechet_distance
 from bench.metrics.images_folder import SUFFIXES
-from bench.metrics.inception import EXTRACTORS
+from bench.metrics.networks import Networks, load_networks
+from bench.metrics.options import EvalOptions
 from bench.metrics.protocols import Protocol, fid_metric_name
 from bench.metrics.provenance import provenance
+from bench.metrics.reference import stream_features
 from bench.metrics.results_schema import SCHEMA_VERSION
 
 
@@ -62,7 +64,7 @@ def folder_stats(
     paths: dict[str, Path] = {}
     for ext in nets.extractors:
         settings = _set_settings(protocol, ext, role)
-        wsha = nets.weights[weights.WEIGHTS[EXTRACTORS[ext]].filename]
+        wsha = nets.weights[networks.extractor_weight_file(ext)]
         set_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         paths[ext] = (
             cache_dir / f"folder_{ext}_n{len(files)}_files{list_hash[:10]}_set{set_hash}_w{wsha[:8]}.npz"
@@ -90,8 +92,8 @@ def folder_stats(
         protocol, files, nets, opts, todo, rule, role == "images", f"{role} {protocol.name}"
     )
     for ext in todo:
-        mu, sigma = running[ext].finalize(f"{role} images")
-        found[ext].mu, found[ext].sigma = mu, sigma
+        fs = running[ext].finalize(f"{role} images")
+        found[ext].mu, found[ext].sigma = fs.mu, fs.sigma
         if opts.use_cache:
             refstats.save(paths[ext], found[ext])
     record = {
@@ -123,7 +125,7 @@ def _npz_stats(protocol: Protocol, path: Path, nets: Networks) -> tuple[dict[str
             f"{', '.join(protocol.fid_extractors)}; choose the protocol the statistics were made with"
         )
     wsha = meta.get("weights_sha256")
-    ours = nets.weights.get(weights.WEIGHTS[EXTRACTORS[ext]].filename)
+    ours = nets.weights.get(networks.extractor_weight_file(ext))
     if wsha and ours and wsha != ours:
         raise ConfigError(
             f"{path}: statistics made with weights {wsha[:12]}, these are {ours[:12]}; recompute them"
@@ -166,7 +168,7 @@ def score_sets(protocol: Protocol, images: Path, reference: Path, opts: EvalOpti
             unavailable[name] = str(err)
     from bench.versions import git_hash, package_versions
 
-    manifest = _read_manifest(images)
+    manifest = read_manifest(images)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "set",

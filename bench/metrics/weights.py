@@ -61,6 +61,15 @@ WEIGHTS: dict[str, WeightSpec] = {
             "https://download.pytorch.org/models/vgg16-397923af.pth",
             "LPIPS VGG16 backbone, metric lpips_vgg_*",
         ),
+        # torch hub's facebookresearch/dinov2 `dinov2_vitl14` (bench/metrics/dinov2.py). The official name
+        # carries no sha256 prefix (torch.hub does not check it either) and no published hash is known
+        # offline, so resolve() reports this file as unverified until its sha256 is recorded (~1.2 GB).
+        WeightSpec(
+            "dinov2_vitl14",
+            "dinov2_vitl14_pretrain.pth",
+            "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+            "FD-DINOv2: DINOv2 ViT-L/14 CLS features, dgm-eval preprocessing",
+        ),
     )
 }
 

@@ -38,6 +38,7 @@ class RunMetrics:
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     directions: dict[str, str] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)  # a set-level metric's std over subsets (KID)
     images: str | None = None  # the scored images folder (its manifest.json holds the provenance)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the whole file, for provenance
 
@@ -104,6 +105,11 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunMetrics:
             raise DataError(f"{path}: ci95.{name} must be a [low, high] pair, found {bounds!r}; {_FIX}")
         ci95[str(name)] = (_number(bounds[0], path, f"ci95.{name}"), _number(bounds[1], path, f"ci95.{name}"))
     directions = {str(k): str(v) for k, v in (data.get("directions") or {}).items()}
+    std = {
+        str(k): float(v["std"])
+        for k, v in (data.get("metric_details") or {}).items()
+        if isinstance(v, dict) and isinstance(v.get("std"), int | float) and math.isfinite(v["std"])
+    }
 
     def count(key: str) -> int | None:
         value = data.get(key)
@@ -123,6 +129,7 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> RunMetrics:
         ci95=ci95,
         unavailable=unavailable,
         directions=directions,
+        std=std,
         images=str(data["images"]) if data.get("images") else None,
         raw=data,
     )

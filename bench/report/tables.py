@@ -16,31 +16,18 @@ import json
 from dataclasses import dataclass, field
 
 from bench.errors import ConfigError
+from bench.metrics import registry
 from bench.report.results import RunMetrics
 
-# Direction by the first token of the metric name (names encode their variant: fid_incv3tv_train, ssim_w51, ...).
-LOWER_IS_BETTER = ("fid", "kid", "lpips", "mse", "mae", "l1", "l2")
-HIGHER_IS_BETTER = ("ssim", "msssim", "psnr", "is", "pckh", "ds")
-# Column order: the field's usual order, then anything else alphabetically.
-FAMILY_ORDER = ("fid", "kid", "lpips", "ssim", "msssim", "psnr", "is", "pckh", "ds")
-DECIMALS = {"fid": 3, "kid": 4, "psnr": 3, "is": 3}
 NOT_COMPUTED = "not computed"  # the cell of a metric a run could not compute (its footnote says why)
 
 
-def _family(name: str) -> str:
-    return name.replace("-", "_").split("_", 1)[0].lower()
-
-
 def direction(name: str, overrides: dict[str, str] | None = None) -> str | None:
-    """``"higher"``, ``"lower"`` or ``None`` (unknown) for a metric name."""
+    """``"higher"``, ``"lower"`` or ``None`` (unknown) for a results key: the results file's own
+    ``directions`` first, then the metric registry's declaration (bench/metrics/registry.py)."""
     if overrides and overrides.get(name) in ("higher", "lower"):
         return overrides[name]
-    family = _family(name)
-    if family in LOWER_IS_BETTER:
-        return "lower"
-    if family in HIGHER_IS_BETTER:
-        return "higher"
-    return None
+    return registry.direction(name)
 
 
 def arrow(dirn: str | None) -> str:
@@ -48,7 +35,7 @@ def arrow(dirn: str | None) -> str:
 
 
 def format_value(name: str, value: float) -> str:
-    return f"{value:.{DECIMALS.get(_family(name), 4)}f}"
+    return f"{value:.{registry.decimals(name)}f}"
 
 
 @dataclass
@@ -63,10 +50,13 @@ class Table:
 
 
 def _column_order(names: set[str]) -> list[str]:
+    # The registry's declaration order of metric families (fid, ..., lpips, ssim, psnr, ...), then the rest
+    # alphabetically.
+    order = registry.family_order()
+
     def key(name: str) -> tuple[int, str]:
-        family = _family(name)
-        rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
-        return rank, name
+        fam = registry.family(name)
+        return (order.index(fam) if fam in order else len(order)), name
 
     return sorted(names, key=key)
 
@@ -202,6 +192,8 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
                 if with_ci and m in run.ci95:
                     lo, hi = run.ci95[m]
                     text += f" [{format_value(m, lo)}, {format_value(m, hi)}]"
+                elif with_ci and m in run.std:
+                    text += f" ± {format_value(m, run.std[m])}"
                 row.append((text, []))
             else:
                 reason = run.unavailable.get(m, "not computed by this run")
@@ -223,6 +215,8 @@ def layout(table: Table, with_ci: bool = False) -> Layout:
     caption += ". ↑ higher is better, ↓ lower is better. Images = generated images counted."
     if with_ci:
         caption += " Brackets: bootstrap 95% confidence interval."
+        if any(m in r.std for r in table.runs for m in table.metrics):
+            caption += " ±: standard deviation over the metric's random subsets (KID)."
     unknown = [m for m in table.metrics if table.directions[m] is None]
     if unknown:
         caption += f" Direction unknown for: {', '.join(unknown)}."
@@ -301,8 +295,15 @@ def to_csv(table: Table) -> str:
         "allow_missing",
         "metrics_file",
     ]
+    with_std = {m for m in table.metrics if any(m in r.std for r in table.runs)}
     for m in table.metrics:
-        fields += [m, f"{m}_ci95_low", f"{m}_ci95_high", f"{m}_unavailable"]
+        fields += [
+            m,
+            f"{m}_ci95_low",
+            f"{m}_ci95_high",
+            *([f"{m}_std"] if m in with_std else []),
+            f"{m}_unavailable",
+        ]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for run in table.runs:
@@ -320,6 +321,8 @@ def to_csv(table: Table) -> str:
             row[m] = repr(run.metrics[m]) if m in run.metrics else ""
             lo, hi = run.ci95.get(m, ("", ""))
             row[f"{m}_ci95_low"], row[f"{m}_ci95_high"] = lo, hi
+            if m in with_std:
+                row[f"{m}_std"] = run.std.get(m, "")
             row[f"{m}_unavailable"] = "" if m in run.metrics else run.unavailable.get(m, "not computed")
         text = ("run", "method", "protocol", "metrics_file")
         writer.writerow(

@@ -327,3 +327,21 @@ def test_one_table_per_protocol_sensitivity_banner_and_paper_column(tmp_path: Pa
     stale.parent.mkdir()
     stale.write_text("{}")
     assert main(argv) == 0 and not stale.exists() and not stale.parent.exists()
+
+
+def test_kid_std_over_subsets_is_shown_beside_its_value(tmp_path: Path) -> None:
+    paths = [
+        metrics_file(tmp_path, run, protocol="pgpis-v2", kid_ptincv3_train=v)
+        for run, v in (("a", 0.012), ("b", 0.034))
+    ]
+    for path, std in zip(paths, (0.0021, 0.0043), strict=True):
+        data = json.loads(path.read_text())
+        data["metric_details"] = {"kid_ptincv3_train": {"std": std, "subsets": 100, "subset_size": 24}}
+        path.write_text(json.dumps(data))
+    table = build_table([load_run(p) for p in paths])
+    assert table.directions["kid_ptincv3_train"] == "lower" and table.runs[0].label == "a"
+    md = to_markdown(table, with_ci=True)
+    assert "0.01200 ± 0.00210" in md and "±: standard deviation over the metric's random subsets" in md
+    assert "kid_ptincv3_train ↓" in md
+    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert [r["kid_ptincv3_train_std"] for r in rows] == ["0.0021", "0.0043"]

@@ -36,7 +36,6 @@ def pool_fid(monkeypatch: pytest.MonkeyPatch, fake_weights: Path) -> None:
     """Inception replaced by a 12-d pooling stand-in (weights still resolved and hashed as usual)."""
     from _metrics_data import PoolFeatures
 
-    from bench.metrics import engine
+    from bench.metrics import networks
 
-    monkeypatch.setattr(engine, "build_extractor", lambda name, path: PoolFeatures())
-    monkeypatch.setattr(engine, "FEATURE_DIMS", 12)
+    monkeypatch.setattr(networks, "build_extractor", lambda name, path: PoolFeatures())

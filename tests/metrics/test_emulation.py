@@ -13,7 +13,8 @@ from PIL import Image
 from pytorch_fid.fid_score import calculate_frechet_distance
 
 from bench.cli.main import main
-from bench.metrics import engine, refstats
+from bench.metrics import fid as fid_module
+from bench.metrics import refstats
 from bench.metrics.abs_error import l1, mae_sumnorm
 from bench.metrics.fid import RunningStats, frechet_distance, route
 from bench.metrics.protocols import PROTOCOLS, get_protocol
@@ -23,14 +24,14 @@ from bench.metrics.protocols import PROTOCOLS, get_protocol
 def captured(monkeypatch: pytest.MonkeyPatch) -> list:
     """Record the statistics and the value of every Frechet distance the engine computes."""
     seen: list = []
-    real = engine.frechet_distance
+    real = fid_module.frechet_distance
 
     def spy(mu1, s1, mu2, s2):  # noqa: ANN001, ANN202
         value = real(mu1, s1, mu2, s2)
         seen.append(((mu1, s1, mu2, s2), value))
         return value
 
-    monkeypatch.setattr(engine, "frechet_distance", spy)
+    monkeypatch.setattr(fid_module, "frechet_distance", spy)
     return seen
 
 

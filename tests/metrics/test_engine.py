@@ -20,7 +20,7 @@ from PIL import Image
 from bench.cli.main import main
 from bench.data.deepfashion import DeepFashionDataset
 from bench.errors import ConfigError, DataError, MissingWeightError
-from bench.metrics import engine, refstats
+from bench.metrics import networks, reference, refstats
 from bench.metrics.engine import EvalOptions, evaluate
 from bench.metrics.protocols import get_protocol
 
@@ -38,8 +38,7 @@ def cheap_fid(monkeypatch: pytest.MonkeyPatch, fake_weights: Path) -> list[str]:
         built.append(name)
         return PoolFeatures()
 
-    monkeypatch.setattr(engine, "build_extractor", build)
-    monkeypatch.setattr(engine, "FEATURE_DIMS", 12)
+    monkeypatch.setattr(networks, "build_extractor", build)
     return built
 
 
@@ -260,7 +259,7 @@ def test_reference_statistics_are_cached_under_a_name_encoding_every_choice(
     def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("reference images were read again")
 
-    monkeypatch.setattr(engine, "reference_stats", boom)
+    monkeypatch.setattr(reference, "reference_stats", boom)
     warm, _ = run(root, tmp_path / "gen")
     assert warm["refstats"]["incv3tv"]["cached"]
     assert warm["metrics"] == cold["metrics"]

@@ -25,7 +25,7 @@ from torch import nn
 from torchvision import transforms
 
 from bench.data.deepfashion import DeepFashionDataset, pair_id, read_list
-from bench.metrics import engine
+from bench.metrics import fid as fid_module
 from bench.metrics.engine import EvalOptions, evaluate
 from bench.metrics.inception import PtInceptionV3, TvInceptionV3
 from bench.metrics.lpips_metric import Lpips
@@ -125,7 +125,7 @@ def capture_fid(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         seen.append((mu1, s1, mu2, s2))
         return 0.0
 
-    monkeypatch.setattr(engine, "frechet_distance", fake)
+    monkeypatch.setattr(fid_module, "frechet_distance", fake)
     return seen
 
 

@@ -1,6 +1,7 @@
 """Which source files a pipeline stage's command can run: the static import closure of its
 ``pgpis`` subcommand (every ``import`` anywhere in a module, lazy ones inside functions included,
-and module names written as strings, as bench.api's lazy re-exports are), plus the method package
+and module names written as strings, as bench.api's lazy re-exports and the metric catalog's
+``"module:function"`` declarations are), plus the method package
 a ``--method`` names (through the entry points in pyproject.toml, as the registry resolves it)."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("bench", "methods")
-_MODULE_STRING = re.compile(r"^(bench|methods)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+# A module name written as a string, alone or as "module:attribute" (a metric's declared function).
+_MODULE_STRING = re.compile(r"^((?:bench|methods)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 def module_file(name: str) -> Path | None:
@@ -52,9 +54,9 @@ def _imported_names(path: Path) -> set[str]:
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
-            and _MODULE_STRING.match(node.value)
+            and (found := _MODULE_STRING.match(node.value))
         ):
-            names.add(node.value)
+            names.add(found.group(1))
     return names
 
 
