@@ -159,15 +159,35 @@ def save_official(model: torch.nn.Module, folder: str | os.PathLike) -> None:
             torch.save({k: v.detach().contiguous() for k, v in sd.items()}, tmp)
 
 
-def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike) -> None:
-    """``config.json`` + ``model.safetensors`` with our key names."""
-    from safetensors.torch import save_file
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors encoding of ``tensors``, its header's metadata keys in sorted order.
 
+    Why: the library keeps the metadata in a hash map whose order changes from process to process, so
+    two saves of the very same weights differed in their header's bytes (``{"model":..,"format":..}``
+    or the reverse), and a retrained model's hash with them. Only the header is rewritten, to the
+    same length; the tensors' entries and data stay exactly as the library wrote them."""
+    from safetensors.torch import save
+
+    raw = save(tensors, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
+    ordered.update(header)
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > n:  # the same content cannot grow; refuse rather than shift the data offsets
+        raise RuntimeError(f"safetensors header re-encoded to {len(text)} bytes, was {n}")
+    return raw[:8] + text + b" " * (n - len(text)) + raw[8 + n :]
+
+
+def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike) -> None:
+    """``config.json`` + ``model.safetensors`` with our key names (same weights, same bytes)."""
     folder = Path(folder)
     # safetensors refuses shared storage; clone so every tensor owns its memory.
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    data = safetensors_bytes(tensors, {"format": "pt", "model": "cfld"})
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "model": "cfld"})
+        Path(tmp).write_bytes(data)
     write_json_atomic(folder / CONFIG_NAME, model.config.to_dict())
 
 

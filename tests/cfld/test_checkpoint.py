@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -187,3 +190,38 @@ def test_swin_imagenet_tables_are_interpolated(tmp_path):
     assert torch.equal(loaded["layers.0.blocks.0.mlp.fc1.weight"], state["layers.0.blocks.0.mlp.fc1.weight"])
     # Buffers are recomputed, not taken from the file.
     assert loaded["layers.0.blocks.0.attn.relative_position_index"].max() == 31 * 31 - 1
+
+
+def test_safetensors_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
+    """safetensors writes its header's metadata in a per-process hash-map order (a retrained model's
+    file differed in those bytes alone); ours sorts it, so each save of the same weights is identical,
+    in this process and in fresh ones, and reads back unchanged."""
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from methods.cfld.checkpoint import safetensors_bytes
+
+    tensors = {"b.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.ones(4, dtype=torch.float16)}
+    meta = {"model": "cfld", "format": "pt", "x": "1", "w": "2"}
+    first = safetensors_bytes(tensors, meta)
+    assert all(safetensors_bytes(tensors, meta) == first for _ in range(20))
+    code = (
+        "import sys, torch; from methods.cfld.checkpoint import safetensors_bytes as s; "
+        "t = {'b.weight': torch.arange(6.0).reshape(2, 3), 'a.bias': torch.ones(4, dtype=torch.float16)}; "
+        "sys.stdout.buffer.write(s(t, {'model': 'cfld', 'format': 'pt', 'x': '1', 'w': '2'}))"
+    )
+    for _ in range(3):
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+        assert other == first
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(first)
+    back = load_file(str(path))
+    assert back.keys() == tensors.keys() and all(torch.equal(back[k], tensors[k]) for k in tensors)
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata() == meta
+    assert list(json.loads(first[8 : 8 + int.from_bytes(first[:8], "little")])["__metadata__"]) == [
+        "format", "model", "w", "x",
+    ]  # fmt: skip
