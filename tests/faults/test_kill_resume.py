@@ -163,13 +163,12 @@ def test_evaluate_killed_then_rerun(tiny_synth: Path, tmp_path: Path) -> None:
 
 
 def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
-    """Training resumes from its last whole checkpoint; the final weights equal the uninterrupted run's to
-    float32 rounding (bitwise equality is not promised across a resume: tests/cfld/test_train.py), the
-    model's config and pipeline files byte for byte, and no staging folder is left."""
+    """Training resumes from its last whole checkpoint; the final model folder (weights, config,
+    pipeline files) equals the uninterrupted run's byte for byte, and no staging folder is left. (The
+    weights compared to float32 rounding until model.safetensors' header was written in a fixed order:
+    safetensors orders its metadata per process, so byte equality held in some runs only.)"""
     import yaml
     from _cfld_micro import MICRO_TRAIN, torch_threads
-    from safetensors.torch import load_file
-    from torch.testing import assert_close
 
     rng = random.Random(SEED + 4)
     config = tmp_path / "micro.yaml"
@@ -192,10 +191,6 @@ def test_train_killed_then_resumed(tiny_synth: Path, tmp_path: Path) -> None:
         assert kill_during_write([*args, "--out", str(out)], out, rng, prefix=f"{TEMP_PREFIX}step_")
         assert main([*args, "--out", str(out), "--resume"]) == 0
     ref = tmp_path / "reference" / "model"
-    for name in ("config.json", "pipeline.json"):
+    for name in ("config.json", "pipeline.json", "model.safetensors"):
         assert (out / "model" / name).read_bytes() == (ref / name).read_bytes(), name
-    a, b = load_file(str(ref / "model.safetensors")), load_file(str(out / "model" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
     assert [p for p in out.rglob(".*")] == []
