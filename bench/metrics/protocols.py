@@ -238,41 +238,33 @@ PROTOCOLS: dict[str, Protocol] = {
                 "LPIPS VGG is available with --lpips-nets alex,vgg (slow on CPU: ~2 pairs/s)",
             ),
         ),
-        Protocol(
-            name="pgpis-v2",
-            description="pgpis-v1 plus KID, FD-DINOv2 and precision/recall/density/coverage (DINOv2 space)",
-            eval_size=(256, 176),
-            gen_resize="pil_bicubic",
-            gt_resize="pil_bicubic",
-            cv2_metric_size=None,
-            fid_extractors=("ptincv3",),
-            reference_split="train",
-            reference_listing="lst",
-            lpips_nets=("alex",),
-            lpips_input="unit",
-            ssim=SSIM_VARIANTS,
-            psnr=PSNR_VARIANTS,
-            fid_route="fast",
-            metrics=(
-                "kid_ptincv3",
-                "fd_dinov2_vitl14",
-                "precision_k5_dinov2_vitl14",
-                "recall_k5_dinov2_vitl14",
-                "density_k5_dinov2_vitl14",
-                "coverage_k5_dinov2_vitl14",
-            ),
-            notes=(
-                "every pgpis-v1 metric, computed the same way (same names, same values)",
-                "KID on the FID Inception's features (no extra pass; robust at small N), mean over 100 subsets "
-                "of min(1000, N_generated, N_reference) images with their std (torch-fidelity's definition)",
-                "FD-DINOv2 and precision/recall/density/coverage (k=5) on DINOv2 ViT-L/14 CLS features of the "
-                "eval-size images stretched to 224x224 (dgm-eval), as Stein et al. (NeurIPS 2023) recommend",
-                "KID and PRDC need every reference feature vector: the cached reference statistics hold them "
-                "(train.lst at full DeepFashion size: ~0.4 GB for Inception, ~0.2 GB for DINOv2)",
-            ),
-        ),
     )
 }
+
+
+# pgpis-v2 is pgpis-v1 (every setting, so every pgpis-v1 number) plus the set-level metrics.
+PROTOCOLS["pgpis-v2"] = dataclasses.replace(
+    PROTOCOLS["pgpis-v1"],
+    name="pgpis-v2",
+    description="pgpis-v1 plus KID, FD-DINOv2 and precision/recall/density/coverage (DINOv2 space)",
+    metrics=(
+        "kid_ptincv3",
+        "fd_dinov2_vitl14",
+        "precision_k5_dinov2_vitl14",
+        "recall_k5_dinov2_vitl14",
+        "density_k5_dinov2_vitl14",
+        "coverage_k5_dinov2_vitl14",
+    ),
+    notes=(
+        "every pgpis-v1 metric, computed the same way (same names, same values)",
+        "KID on the FID Inception's features (no extra pass; robust at small N), mean over 100 subsets "
+        "of min(1000, N_generated, N_reference) images with their std (torch-fidelity's definition)",
+        "FD-DINOv2 and precision/recall/density/coverage (k=5) on DINOv2 ViT-L/14 CLS features of the "
+        "eval-size images stretched to 224x224 (dgm-eval), as Stein et al. (NeurIPS 2023) recommend",
+        "KID and PRDC need every reference feature vector: the cached reference statistics hold them "
+        "(train.lst at full DeepFashion size: ~0.4 GB for Inception, ~0.2 GB for DINOv2)",
+    ),
+)
 
 
 def get_protocol(name: str) -> Protocol:
