@@ -7,25 +7,18 @@ imported only when that method is asked for, so a broken plugin cannot break the
 from __future__ import annotations
 
 import difflib
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any
 
 from bench.api import Method
 from bench.errors import ConfigError
+from bench.plugins import group_entry_points
 
 GROUP = "pgpis_bench.methods"
 
 
 def _entry_points() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=GROUP):
-        if ep.name in found and found[ep.name].value != ep.value:
-            raise ConfigError(
-                f"two installed packages register the method {ep.name!r}: "
-                f"{found[ep.name].value} and {ep.value}; uninstall one of them"
-            )
-        found[ep.name] = ep
-    return found
+    return group_entry_points(GROUP, "method")
 
 
 def available_methods() -> dict[str, str]:

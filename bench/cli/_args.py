@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -39,3 +40,33 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint", help="method weights, a file or folder (only for methods that have weights)"
     )
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no lower than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def add_compute_arguments(
+    p: argparse.ArgumentParser, runs: str, device_help: str, workers_help: str = "decode threads"
+) -> None:
+    """--batch-size, --workers and --device of the commands that run the metric networks (evaluate,
+    refstats, fid); ``runs`` names what runs on the device, ``device_help`` the devices it takes."""
+    p.add_argument(
+        "--batch-size",
+        type=at_least(1),
+        default=32,
+        help="images per network batch (does not change results)",
+    )
+    p.add_argument("--workers", type=at_least(0), default=2, help=f"{workers_help} (default 2)")
+    p.add_argument("--device", default="auto", help=f"where {runs}: {device_help} (default auto)")

@@ -64,6 +64,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.cli._args import add_compute_arguments
     from bench.metrics import registry
     from bench.metrics.device import DEVICE_HELP
     from bench.metrics.protocols import PROTOCOLS
@@ -102,6 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--run-facts",
         type=Path,
         default=None,
+        metavar="FILE",
         help="also write what the results file leaves out, the facts of this run (seconds per phase, "
         "git commit), as JSON here: benchmarks read it; --out holds the same bytes for the same inputs",
     )
@@ -141,11 +143,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="comma list of registered metrics to add to the protocol (listed below; a per-pair metric "
         "on another view: NAME@VIEW, views: eval, pad40); recorded in protocol_settings.metrics",
     )
-    p.add_argument(
-        "--batch-size", type=int, default=32, help="images per network batch (does not change results)"
+    add_compute_arguments(
+        p, "the metrics run", DEVICE_HELP, workers_help="decode threads; on a GPU use ~cores"
     )
-    p.add_argument("--workers", type=int, default=2, help="decode threads (default 2; on a GPU use ~cores)")
-    p.add_argument("--device", default="auto", help=f"where the metrics run: {DEVICE_HELP} (default auto)")
     p.add_argument(
         "--name-pattern",
         default="{pid}",
@@ -221,8 +221,6 @@ def run(args: argparse.Namespace) -> int:
     from bench.metrics.engine import EvalOptions, evaluate, write_outputs
     from bench.metrics.protocols import get_protocol
 
-    if args.batch_size < 1 or args.workers < 0:
-        raise ConfigError("--batch-size must be >= 1 and --workers >= 0")
     protocol = get_protocol(args.protocol)
     nets = tuple(n.strip() for n in args.lpips_nets.split(",") if n.strip()) if args.lpips_nets else None
     if nets and any(n not in ("alex", "vgg") for n in nets):

@@ -23,6 +23,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.cli._args import add_compute_arguments
     from bench.metrics.device import DEVICE_HELP
     from bench.metrics.protocols import PROTOCOLS
 
@@ -44,9 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="results JSON to write (schema: bench/metrics/metrics.schema.json)",
     )
-    p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default auto)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch (does not change results)")
-    p.add_argument("--workers", type=int, default=2, help="decode threads")
+    add_compute_arguments(p, "the FID extractors run", DEVICE_HELP)
     p.add_argument("--cache-dir", type=Path, default=None, help="statistics cache folder")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write cached statistics")
     p.add_argument("--strict", action="store_true", help="fail if a metric is unavailable")
@@ -61,7 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.errors import ConfigError
     from bench.io import check_outputs_writable
     from bench.metrics.device import resolve_device
     from bench.metrics.engine import EvalOptions
@@ -69,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from bench.metrics.protocols import get_protocol
     from bench.metrics.setlevel import score_sets
 
-    if args.batch_size < 1 or args.workers < 0:
-        raise ConfigError("--batch-size must be >= 1 and --workers >= 0")
     resolve_device(args.device)
     check_outputs_writable([args.out])
     opts = EvalOptions(

@@ -22,6 +22,7 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from bench.cli._args import add_compute_arguments
     from bench.metrics.device import DEVICE_HELP
     from bench.metrics.extractors import EXTRACTORS
     from bench.metrics.protocols import PROTOCOLS
@@ -53,9 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="drop the last N %% K reference images in the order PIDM/GFLA's loaders read the folder (*.jpg "
         "then *.png, directory order), as their batch loops do (named in the file)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch (does not change results)")
-    p.add_argument("--workers", type=int, default=2, help="decode threads")
-    p.add_argument("--device", default="auto", help=f"where Inception runs: {DEVICE_HELP} (default auto)")
+    add_compute_arguments(p, "Inception runs", DEVICE_HELP)
     p.add_argument(
         "--allow-unverified-weights",
         action="store_true",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli._args import add_mlflow_arguments
+from bench.cli._args import add_mlflow_arguments, at_least
 
 MAKE_TEXT = """\
 make   writes <out>/site/ (index.html, study.js, study.css, study-data.js, images/): the study that
@@ -46,15 +46,9 @@ examples:
 """
 
 
-def _positive_or_zero(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from bench.cli.figures import add_run_arguments
+    from bench.report.user_study import StudySettings
 
     p = sub.add_parser(
         "user-study",
@@ -75,35 +69,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--out", required=True, type=Path, help="study folder to create, e.g. reports/user_study"
     )
     make.add_argument("--key", type=Path, help="write the key here instead of <out>/key.json")
-    make.add_argument(
-        "--questions", type=_positive_or_zero, default=20,
-        help="part 1 questions, 0 to leave part 1 out (default: %(default)s)",
-    )  # fmt: skip
-    make.add_argument(
-        "--real-fake", type=_positive_or_zero, default=20,
-        help="part 2: generated images per run, and as many real photos, per block; 0 to leave it out "
-        "(default: %(default)s)",
-    )  # fmt: skip
-    make.add_argument(
-        "--exposure-ms", type=int, default=1000,
-        help="part 2: how long each picture is shown before it is hidden (default: %(default)s)",
-    )  # fmt: skip
-    make.add_argument(
-        "--attention-checks", type=_positive_or_zero, default=0,
-        help="part 1 questions whose options are the real photo and obviously wrong pictures "
-        "(default: %(default)s)",
-    )  # fmt: skip
-    make.add_argument(
-        "--max-attention-failures", type=_positive_or_zero, default=0,
-        help="scoring excludes a participant failing more checks than this (default: %(default)s)",
-    )  # fmt: skip
-    make.add_argument(
-        "--min-response-ms", type=_positive_or_zero, default=0,
-        help="scoring removes answers faster than this; 0: none (default: %(default)s)",
-    )  # fmt: skip
-    make.add_argument(
-        "--study-id", default="", help="a name for the study (default: study-<hash of its key>)"
-    )
+    for option in StudySettings.options():  # declared once, with their help, in StudySettings
+        minimum = option.metadata["minimum"]
+        make.add_argument(
+            "--" + option.name.replace("_", "-"),
+            type=type(option.default) if minimum is None else at_least(minimum),
+            default=option.default,
+            help=option.metadata["help"],
+        )
     make.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     make.set_defaults(func=run_make)
 
@@ -153,23 +126,15 @@ def run_make(args: argparse.Namespace) -> int:
     validate_dataset(args.dataset, args.split)
     from bench.data.deepfashion import DeepFashionDataset
     from bench.report.generated import complete_pairs, expand_generated
-    from bench.report.user_study import StudySettings
     from bench.report.user_study_site import make_study
 
     dataset = DeepFashionDataset(args.dataset, args.split)
     runs = expand_generated(args.generated, args.labels)
     usable, left_out = complete_pairs(dataset, runs, args.allow_missing)
-    settings = StudySettings(
-        questions=args.questions,
-        real_fake=args.real_fake,
-        seed=args.seed,
-        size=tuple(args.size),
-        exposure_ms=args.exposure_ms,
-        attention_checks=args.attention_checks,
-        max_attention_failures=args.max_attention_failures,
-        min_response_ms=args.min_response_ms,
-        study_id=args.study_id,
-    )
+    from bench.report.user_study import StudySettings
+
+    options = {o.name: getattr(args, o.name) for o in StudySettings.options()}
+    settings = StudySettings(seed=args.seed, size=tuple(args.size), **options)
     key = make_study(
         dataset, runs, usable, args.out, settings, left_out, args.overwrite, not args.no_progress, args.key
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from bench.errors import ConfigError
 from bench.metrics.declaration import (
@@ -30,6 +30,7 @@ from bench.metrics.declaration import (
     Metric,
     family,
 )
+from bench.plugins import group_entry_points
 
 GROUP = "pgpis_bench.metrics"
 __all__ = [
@@ -47,15 +48,7 @@ def builtin() -> dict[str, Metric]:
 
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=GROUP):
-        if ep.name in found and found[ep.name].value != ep.value:
-            raise ConfigError(
-                f"two installed packages register the metric {ep.name!r}: {found[ep.name].value} and "
-                f"{ep.value}; uninstall one of them"
-            )
-        found[ep.name] = ep
-    return found
+    return group_entry_points(GROUP, "metric")
 
 
 @cache

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,29 +49,47 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REAL, GENERATED = "real", "generated"
 
 
+def _option(default: Any, help: str, minimum: int | None = None) -> Any:
+    """A setting `pgpis user-study make` takes as --NAME: its help and lowest value, declared here once."""
+    return field(default=default, metadata={"help": help, "minimum": minimum})
+
+
 @dataclass(frozen=True)
 class StudySettings:
-    questions: int = 20  # part 1: "which image is best" questions (Jab); 0 leaves part 1 out
-    real_fake: int = 20  # part 2: generated images per run, and as many real ones, per block
+    questions: int = _option(20, "part 1 questions, 0 to leave part 1 out (default: %(default)s)", 0)
+    real_fake: int = _option(
+        20,
+        "part 2: generated images per run, and as many real photos, per block; 0 to leave it out "
+        "(default: %(default)s)",
+        0,
+    )
     seed: int = 0
     size: tuple[int, int] = (256, 176)  # every image is shown (and stored) at this (H, W)
-    exposure_ms: int = 1000  # part 2: how long each image is shown before it is hidden
-    attention_checks: int = 0  # part 1: questions with obviously wrong options, mixed in
-    max_attention_failures: int = 0  # a participant failing more checks is excluded
-    min_response_ms: int = 0  # answers faster than this are excluded (0: none)
-    study_id: str = ""  # a name for the study; default: "study-" + the first 12 hex of the key's hash
+    exposure_ms: int = _option(
+        1000, "part 2: how long each picture is shown before it is hidden (default: %(default)s)"
+    )
+    attention_checks: int = _option(
+        0,
+        "part 1 questions whose options are the real photo and obviously wrong pictures (default: %(default)s)",
+        0,
+    )
+    max_attention_failures: int = _option(
+        0, "scoring excludes a participant failing more checks than this (default: %(default)s)", 0
+    )
+    min_response_ms: int = _option(
+        0, "scoring removes answers faster than this; 0: none (default: %(default)s)", 0
+    )
+    study_id: str = _option("", "a name for the study (default: study-<hash of its key>)")
+
+    @classmethod
+    def options(cls) -> list[Field]:
+        """The settings given on the command line (seed and size come with the run arguments)."""
+        return [f for f in fields(cls) if "help" in f.metadata]
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "questions": self.questions,
-            "real_fake": self.real_fake,
-            "seed": self.seed,
-            "size": list(self.size),
-            "exposure_ms": self.exposure_ms,
-            "attention_checks": self.attention_checks,
-            "max_attention_failures": self.max_attention_failures,
-            "min_response_ms": self.min_response_ms,
-        }
+        """What the key records (the study's name is not a setting of its contents)."""
+        found = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "study_id"}
+        return {**found, "size": list(self.size)}
 
 
 def key_sha256(key: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+import bench.plugins as plugins
 import bench.registry as registry
 from bench.cli import methods as methods_cli
 from bench.errors import ConfigError
@@ -16,13 +17,13 @@ from bench.errors import ConfigError
 @pytest.fixture
 def fake_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     """The built-ins plus a plugin whose module does not import and one that is not a Method."""
-    real = list(registry.entry_points(group=registry.GROUP))
+    real = list(plugins.entry_points(group=registry.GROUP))
     fakes = [
         EntryPoint("broken", "pgpis_no_such_module_xyz:Thing", registry.GROUP),
         EntryPoint("not-a-method", "json:JSONDecoder", registry.GROUP),
     ]
     monkeypatch.setattr(
-        registry, "entry_points", lambda group: [*real, *fakes] if group == registry.GROUP else []
+        plugins, "entry_points", lambda group: [*real, *fakes] if group == registry.GROUP else []
     )
 
 
@@ -65,6 +66,6 @@ def test_listing_is_lazy_and_survives_a_broken_plugin(
 
 def test_two_packages_claiming_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     eps = [EntryPoint("dup", "a:B", registry.GROUP), EntryPoint("dup", "c:D", registry.GROUP)]
-    monkeypatch.setattr(registry, "entry_points", lambda group: eps)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: eps)
     with pytest.raises(ConfigError, match="two installed packages register the method 'dup'"):
         registry.available_methods()

@@ -208,5 +208,5 @@ def test_settings_that_cannot_make_a_study(tiny_root: Path, tmp_path: Path, caps
     with pytest.raises(SystemExit):
         main(["user-study", "make", "--dataset", str(tiny_root), "--generated", str(tmp_path / "g"),
               "--out", str(tmp_path / "x"), "--questions", "-1"])  # fmt: skip
-    assert "must be 0 or more" in capsys.readouterr().err
+    assert "argument --questions: must be at least 0, got -1" in capsys.readouterr().err
     assert json.loads(json.dumps(key))["format"] == "pgpis-user-study/2"
