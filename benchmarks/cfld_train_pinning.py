@@ -2,7 +2,7 @@
 
     python benchmarks/cfld_train_pinning.py [--dataset datasets/synthetic] [--steps 8] [--repeats 3]
 
-Times one optimizer step of methods/cfld/configs/train_tiny.yaml (batch 8: forward, backward, Adam)
+Times one optimizer step of methods/cfld/configs/train_tiny.yaml (its batch: forward, backward, Adam)
 in fresh processes, alternating the two settings repeat by repeat so that a busy machine slows both
 alike: torch's own kernel choice for this CPU (what training did before pinning) and the pinned set
 (AVX2 ATen/MKL/oneDNN, convolutions through ATen + MKL, deterministic algorithms). Prints the median
@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "methods/cfld/configs/train_tiny.yaml"
@@ -77,8 +79,9 @@ def main() -> int:
     from methods.cfld.cpu_determinism import PINNED_ENV
 
     base = {k: v for k, v in os.environ.items() if k not in PINNED_ENV["avx2"]}
-    # Both sleep idle OpenMP threads, so the comparison is about the kernels alone.
-    env = {"default": {**base, "OMP_WAIT_POLICY": "PASSIVE"}, "pinned": {**base, **PINNED_ENV["avx2"]}}
+    # Both wait for work the same way (GOMP_SPINCOUNT), so the comparison is about the kernels alone.
+    spin = {"GOMP_SPINCOUNT": PINNED_ENV["avx2"]["GOMP_SPINCOUNT"]}
+    env = {"default": {**base, **spin}, "pinned": {**base, **PINNED_ENV["avx2"]}}
     medians: dict[str, list[float]] = {"default": [], "pinned": []}
     caps = {}
     for r in range(args.repeats):
@@ -101,10 +104,11 @@ def main() -> int:
                 f"repeat {r + 1} {name:<8} ({out['capability']}): {medians[name][-1]:.3f} s/step", flush=True
             )
     d, q = statistics.median(medians["default"]), statistics.median(medians["pinned"])
+    batch = yaml.safe_load(CONFIG.read_text())["batch_size"]
     # Each repeat's pair ran back to back, so its ratio is what a drifting machine distorts least.
     ratios = [b / a for a, b in zip(medians["default"], medians["pinned"])]
     print(
-        f"{cpu_name()}, {os.cpu_count()} CPUs, train_tiny (batch 8, 2 threads), median of {args.repeats} "
+        f"{cpu_name()}, {os.cpu_count()} CPUs, train_tiny (batch {batch}, 2 threads), median of {args.repeats} "
         f"processes x {args.steps} steps: default ({caps['default']}) {d:.3f} s/step, pinned "
         f"({caps['pinned']}, cpu_kernels avx2) {q:.3f} s/step; ratio pinned/default per repeat "
         f"{', '.join(f'{r:.2f}' for r in ratios)}, median {statistics.median(ratios):.2f}"

@@ -52,7 +52,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 def pgpis(*args: str) -> None:
     cmd = [sys.executable, "-m", "bench.cli.main", *args]
     # Idle OpenMP threads sleep rather than spin (no bit changes): sampling beside the busy processes
-    # would otherwise crawl. Training sets this itself with its pinned kernels.
+    # would otherwise crawl. Training waits its own way (GOMP_SPINCOUNT, with its pinned kernels).
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
