@@ -8,7 +8,7 @@
 # With PGPIS_COMMITTED_CACHE=/path/to/dvc-cache (a cache holding the committed outputs) the report also
 # names the files that differ inside each differing folder. Exits 1 when any output differs (outputs
 # record no run facts: no timings, commits or absolute paths). Run it before landing any change
-# to training or data; about 35 minutes on 2 quiet cores plus setup.
+# to training or data; about 15 minutes on 2 quiet cores plus setup.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 COMMIT=$(git -C "$SRC" rev-parse "${1:-HEAD}")

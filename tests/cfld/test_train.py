@@ -242,7 +242,7 @@ def test_cli_train_refuses_untrainable_and_unknown_methods(
 
 @pytest.mark.slow
 def test_tiny_config_beats_copy_source_on_the_synthetic_set(tmp_path: Path) -> None:
-    """The whole embedded pipeline (about 30 minutes on the 2-core CPU): synth -> train the tiny
+    """The whole embedded pipeline (about 10 minutes on the 2-core CPU): synth -> train the tiny
     config -> generate -> evaluate; the trained tiny CFLD must beat copy-source on every SSIM variant
     (uniform 51x51 window as CFLD reports it, Gaussian windows as PIDM and most others do) and PSNR."""
     import json
