@@ -1,4 +1,5 @@
-"""Reading a plugin entry-point group (methods: ``pgpis_bench.methods``, metrics: ``pgpis_bench.metrics``).
+"""Reading a plugin entry-point group (methods: ``pgpis_bench.methods``, metrics: ``pgpis_bench.metrics``)
+and resolving the ``"module:attribute"`` targets declarations name.
 
 Only the entry points are read, nothing is imported: a plugin's module loads when its name is asked
 for, so a broken plugin cannot break the others.
@@ -6,7 +7,9 @@ for, so a broken plugin cannot break the others.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from bench.errors import ConfigError
 
@@ -23,3 +26,13 @@ def group_entry_points(group: str, kind: str) -> dict[str, EntryPoint]:
             )
         found[ep.name] = ep
     return found
+
+
+def load_target(target: str, what: str) -> Any:
+    """The attribute a ``"module:attribute"`` string names, imported now; a clear error naming
+    ``what`` declared it when the module or the attribute is missing."""
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{what}: cannot load {target!r} ({err})") from None

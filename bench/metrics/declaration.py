@@ -6,12 +6,12 @@ code which only declares metrics, such as ``bench.api``, does not depend on whic
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.plugins import load_target
 
 PER_PAIR, SET_LEVEL = "per-pair", "set"
 HIGHER, LOWER = "higher", "lower"
@@ -59,13 +59,7 @@ class Metric:
     def function(self) -> Callable[..., Any]:
         if callable(self.compute):
             return self.compute
-        module, _, attr = self.compute.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(
-                f"metric {self.name!r}: cannot load its function {self.compute!r} ({err})"
-            ) from None
+        return load_target(self.compute, f"metric {self.name!r}: its function")
 
     def settings(self, protocol: Any = None) -> dict[str, Any]:
         """Keyword settings of ``compute``: the defaults, then the protocol fields it declares it reads."""

@@ -9,13 +9,13 @@ its one forward pass per image (``scoring.py``).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.plugins import load_target
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,11 @@ class Extractor:
     cpu_view: str | None = None  # "module:function": uint8 (H, W, 3) eval image -> uint8 input view
 
     def view_function(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        return None if self.cpu_view is None else _load(self.cpu_view)
-
-
-def _load(target: str) -> Callable:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+        return (
+            None
+            if self.cpu_view is None
+            else load_target(self.cpu_view, f"extractor {self.name!r}: its view")
+        )
 
 
 EXTRACTORS: dict[str, Extractor] = {
@@ -72,4 +71,4 @@ def get_extractor(name: str) -> Extractor:
 
 def build(name: str, weights_path: object) -> object:
     """The extractor module ``name`` with its weights loaded (torch.load(weights_only=True) inside)."""
-    return _load(get_extractor(name).build)(weights_path)
+    return load_target(get_extractor(name).build, f"extractor {name!r}: its builder")(weights_path)

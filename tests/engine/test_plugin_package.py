@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _support import pip_install_package, run_module, site_env
 from PIL import Image
 
 PYPROJECT = """\
@@ -55,39 +54,16 @@ class SolidColour(Method):
 '''
 
 
-def _env(site: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
-    env["TQDM_DISABLE"] = "1"
-    return env
-
-
-def _pgpis(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bench.cli.main", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("plugin")
-    pkg = base / "src"
-    pkg.mkdir()
-    (pkg / "pyproject.toml").write_text(PYPROJECT)
-    (pkg / "pgpis_solid_plugin.py").write_text(MODULE)
-    site = base / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--target", str(site), str(pkg)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+    site = pip_install_package(tmp_path_factory.mktemp("plugin"), PYPROJECT, "pgpis_solid_plugin", MODULE)
     assert (next(site.glob("pgpis_solid_plugin-*.dist-info")) / "entry_points.txt").exists()
     return site
 
 
 def test_outside_plugin_is_listed_and_generates(plugin_site: Path, tiny_root: Path, tmp_path: Path) -> None:
-    env = _env(plugin_site)
-    listed = _pgpis(["methods", "--json"], env)
+    env = site_env(plugin_site)
+    listed = run_module(["methods", "--json"], env)
     assert listed.returncode == 0, listed.stderr
     records = {r["name"]: r for r in json.loads(listed.stdout)}
     assert records["solid-colour"]["distribution"] == "pgpis-solid-plugin"
@@ -96,7 +72,7 @@ def test_outside_plugin_is_listed_and_generates(plugin_site: Path, tiny_root: Pa
     config = tmp_path / "solid.json"
     config.write_text(json.dumps({"rgb": [0.2, 0.4, 0.6]}))
     out = tmp_path / "out"
-    run = _pgpis(
+    run = run_module(
         ["generate", "--method", "solid-colour", "--config", str(config), "--dataset", str(tiny_root),
          "--out", str(out), "--limit", "4", "--size", "64x44", "--batch-size", "3"],
         env,
@@ -112,7 +88,7 @@ def test_outside_plugin_is_listed_and_generates(plugin_site: Path, tiny_root: Pa
     assert manifest["settings"]["method"] == {"method": "solid-colour", "config": {"rgb": [0.2, 0.4, 0.6]}}
 
     # Without the package on the path the method is unknown, with a clear error and exit code 2.
-    gone = _pgpis(
+    gone = run_module(
         ["generate", "--method", "solid-colour", "--dataset", str(tiny_root), "--out", str(tmp_path / "o2")],
         dict(os.environ),
     )

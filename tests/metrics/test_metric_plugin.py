@@ -9,13 +9,11 @@ pyproject adds the one registration line. Nothing in the engine names it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _support import pip_install_package, run_module, site_env
 from PIL import Image
 
 PYPROJECT = """\
@@ -57,34 +55,9 @@ TOY = Metric(
 '''
 
 
-def _env(site: Path | None) -> dict[str, str]:
-    env = dict(os.environ)
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
-    env["TQDM_DISABLE"] = "1"
-    return env
-
-
-def _run(args: list[str], env: dict[str, str], module: str = "bench.cli.main") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 @pytest.fixture(scope="module")
 def toy_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("toy-metric")
-    pkg = base / "src"
-    pkg.mkdir()
-    (pkg / "pyproject.toml").write_text(PYPROJECT)
-    (pkg / "pgpis_toy_metric.py").write_text(MODULE)
-    site = base / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--target", str(site), str(pkg)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    return site
+    return pip_install_package(tmp_path_factory.mktemp("toy-metric"), PYPROJECT, "pgpis_toy_metric", MODULE)
 
 
 def _expected(root: Path, gen: Path, tgt: str) -> float:
@@ -108,13 +81,13 @@ def test_toy_metric_runs_through_evaluate_report_and_the_readme_table(
 
     from bench.data.deepfashion import pair_id, read_pairs
 
-    env = _env(toy_site)
+    env = site_env(toy_site)
     write_generated(tmp_path / "gen", tiny_root, (256, 176))
-    helped = _run(["evaluate", "--help"], env)
+    helped = run_module(["evaluate", "--help"], env)
     assert helped.returncode == 0 and "toy_gray_agreement" in helped.stdout and "[plugin]" in helped.stdout
 
     out = tmp_path / "toy" / "metrics.json"
-    run = _run(
+    run = run_module(
         ["evaluate", "--protocol", "pgpis-v1", "--metrics", "toy_gray_agreement@pad40", "--images",
          str(tmp_path / "gen"), "--dataset", str(tiny_root), "--out", str(out), "--per-image",
          str(tmp_path / "toy" / "per_image.csv"), "--device", "cpu", "--no-progress", "--bootstrap", "50",
@@ -136,23 +109,23 @@ def test_toy_metric_runs_through_evaluate_report_and_the_readme_table(
 
     for site in (toy_site, None):  # with the plugin installed, and read by someone without it
         md = tmp_path / f"report{site is None}.md"
-        rep = _run(["report", "--metrics", str(out), "--out", str(md)], _env(site))
+        rep = run_module(["report", "--metrics", str(out), "--out", str(md)], site_env(site))
         assert rep.returncode == 0, rep.stderr
         assert f"{name} ↑" in md.read_text()
 
-    table = _run([], env, module="bench.metrics.metrics_table")
+    table = run_module([], env, module="bench.metrics.metrics_table")
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if line.startswith("| `toy_gray_agreement`"))
     assert "per-pair" in row and "higher ↑" in row and "threshold=0.1" in row
-    bare = _run([], _env(None), module="bench.metrics.metrics_table")
+    bare = run_module([], site_env(None), module="bench.metrics.metrics_table")
     assert "toy_gray_agreement" not in bare.stdout
 
 
 def test_an_unknown_metric_is_refused_before_any_work(tiny_root: Path, tmp_path: Path) -> None:
-    run = _run(
+    run = run_module(
         ["evaluate", "--protocol", "pgpis-v1", "--metrics", "ssim_w52", "--images", str(tmp_path / "none"),
          "--dataset", str(tiny_root), "--out", str(tmp_path / "m.json")],
-        _env(None),
+        site_env(None),
     )  # fmt: skip
     assert run.returncode == 2
     assert "unknown metric 'ssim_w52'" in run.stderr and "ssim_w51" in run.stderr
