@@ -58,7 +58,10 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 
 def add_compute_arguments(
-    p: argparse.ArgumentParser, runs: str, device_help: str, workers_help: str = "decode threads"
+    p: argparse.ArgumentParser,
+    runs: str,
+    device_help: str,
+    workers_help: str = "decode threads (0: the main thread)",
 ) -> None:
     """--batch-size, --workers and --device of the commands that run the metric networks (evaluate,
     refstats, fid); ``runs`` names what runs on the device, ``device_help`` the devices it takes."""

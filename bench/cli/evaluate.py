@@ -45,7 +45,8 @@ other metrics are still computed; --strict turns that into an error (exit 2). Ge
 `pgpis fetch-weights`.
 
 device: every metric runs on --device (auto: the GPU when torch sees one); images are decoded by
---workers CPU threads ahead of it (pinned memory). TF32 and reduced-precision matmuls are off
+--workers CPU threads, ahead of a GPU (pinned memory), between the network calls on the CPU (decoding
+beside them slows the networks more than it saves). TF32 and reduced-precision matmuls are off
 while scoring, so CPU and GPU agree within the parity tolerances; metrics.json records device and dtype.
 
 any folder: files are found by --name-pattern (placeholders {src}, {tgt}, {src_stem}, {tgt_stem},
@@ -144,7 +145,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "on another view: NAME@VIEW, views: eval, pad40); recorded in protocol_settings.metrics",
     )
     add_compute_arguments(
-        p, "the metrics run", DEVICE_HELP, workers_help="decode threads; on a GPU use ~cores"
+        p,
+        "the metrics run",
+        DEVICE_HELP,
+        workers_help="decode threads (0: the main thread); on a GPU use ~cores",
     )
     p.add_argument(
         "--name-pattern",

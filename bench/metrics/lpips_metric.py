@@ -72,6 +72,9 @@ class Lpips(nn.Module):
             )
         del state  # unmaps the file
         self.eval().requires_grad_(False)
+        # channels_last, as the Inceptions: 7.7 instead of 9.5 ms per 256x176 pair on this CPU, values
+        # within 3e-7 relative of the default layout (benchmarks/decode_overlap.py; parity tests: 1e-6).
+        self.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def forward(self, pred_pm1: torch.Tensor, gt_pm1: torch.Tensor) -> torch.Tensor:
@@ -80,7 +83,13 @@ class Lpips(nn.Module):
         # do not depend on the chunking.
         step = CHUNK if pred_pm1.device.type == "cpu" else GPU_CHUNK
         out = [
-            self.model(pred_pm1[i : i + step].float(), gt_pm1[i : i + step].float()).reshape(-1)
+            self.model(_channels_last(pred_pm1[i : i + step]), _channels_last(gt_pm1[i : i + step])).reshape(
+                -1
+            )
             for i in range(0, pred_pm1.shape[0], step)
         ]
         return torch.cat(out).to(torch.float64) if out else pred_pm1.new_zeros(0, dtype=torch.float64)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.float().contiguous(memory_format=torch.channels_last)

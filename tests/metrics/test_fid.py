@@ -45,10 +45,11 @@ def test_analytic_cases() -> None:
     assert value == pytest.approx(16 * (np.sqrt(a) - np.sqrt(b)) ** 2, rel=1e-10)
 
 
-@pytest.mark.parametrize("batch", [1, 3, 7, 500])
-def test_running_stats_equal_np_cov_for_any_batching(batch: int) -> None:
+@pytest.mark.parametrize("n", [23, 203])  # below and above FLUSH_ROWS: sums added mid-stream too
+@pytest.mark.parametrize("batch", [1, 3, 7, 64, 500])
+def test_running_stats_equal_np_cov_for_any_batching(batch: int, n: int) -> None:
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((23, 8)) * 5 + 100.0  # a large mean: one-pass sums must not cancel
+    x = rng.standard_normal((n, 8)) * 5 + 100.0  # a large mean: one-pass sums must not cancel
     rs = RunningStats(8)
     for s in range(0, len(x), batch):
         rs.update(x[s : s + batch])
@@ -56,7 +57,8 @@ def test_running_stats_equal_np_cov_for_any_batching(batch: int) -> None:
     ref_mu, ref_sigma = _stats(x)
     np.testing.assert_allclose(mu, ref_mu, rtol=1e-12)
     np.testing.assert_allclose(sigma, ref_sigma, rtol=1e-9, atol=1e-9)
-    assert rs.n == 23
+    assert rs.n == n
+    np.testing.assert_array_equal(rs.finalize()[1], sigma)  # finalize twice: nothing added again
 
 
 def test_degenerate_covariances_are_never_nan() -> None:
