@@ -10,7 +10,8 @@ from bench.pair_names import PLACEHOLDER_HELP
 DESCRIPTION = """\
 Score <images>/<pair_id>.png (made by `pgpis generate`, or any folder of .png/.jpg/.jpeg/.webp
 images named by --name-pattern) against the dataset's high-res GT targets under a named protocol.
-Each image is decoded once on CPU threads and feeds every metric of the protocol on the device
+Each image is decoded once on CPU threads (a GT target shared by several pairs once for all of them)
+and feeds every metric of the protocol on the device
 (FID, LPIPS, SSIM and PSNR variants: GPU when there is one); memory stays flat in the number of
 images; every present image is counted. Writes metrics.json (values, bootstrap 95% CIs, protocol
 settings, provenance from the folder's manifest.json, device, weights' sha256, versions; schema:

@@ -42,17 +42,27 @@ class FeatureCollector:
         self.device = device
         self.running: RunningStats | None = None
         self._vectors: list[np.ndarray] | None = [] if keep_vectors else None
+        self._rows: list[np.ndarray] = []
 
-    def update(self, feats: torch.Tensor) -> None:
+    def update(self, feats: torch.Tensor, rows: np.ndarray | None = None) -> None:
+        """Add a batch of features; ``rows``: their images' positions in the set, when they do not
+        arrive in order (the vectors are returned in that order; subsets of KID and PRDC depend on it)."""
         if self.running is None:
             self.running = RunningStats(feats.shape[-1], self.device)
         self.running.update(feats)
         if self._vectors is not None:
             self._vectors.append(feats.detach().to("cpu", torch.float32).numpy())
+            if rows is not None:
+                self._rows.append(np.asarray(rows))
 
     def finalize(self, what: str, source: str = "") -> FeatureSet:
         mu, sigma = (self.running or RunningStats(0, self.device)).finalize(what)
         vectors = None
         if self._vectors is not None:
             vectors = np.concatenate(self._vectors) if self._vectors else np.zeros((0, mu.size), np.float32)
+            if self._rows:
+                rows = np.concatenate(self._rows)
+                if rows.shape[0] != vectors.shape[0]:
+                    raise ValueError("FeatureCollector: rows were given for some batches only")
+                vectors = vectors[np.argsort(rows, kind="stable")]
         return FeatureSet(mu, sigma, vectors, source)

@@ -78,17 +78,45 @@ class Lpips(nn.Module):
 
     @torch.inference_mode()
     def forward(self, pred_pm1: torch.Tensor, gt_pm1: torch.Tensor) -> torch.Tensor:
-        # Chunks of CHUNK pairs: the package keeps both inputs' features, their normalised copies
-        # and squared differences alive at once (~8 MB per pair at 256x176); per pair the values
-        # do not depend on the chunking.
-        step = CHUNK if pred_pm1.device.type == "cpu" else GPU_CHUNK
+        """float64 (B,) distances; equals ``lpips.LPIPS.forward(pred, gt)`` of the same module."""
+        # Chunks of CHUNK pairs: both inputs' features, their normalised copies and squared
+        # differences are alive at once (~8 MB per pair at 256x176); per pair the values do not
+        # depend on the chunking.
+        step = self.chunk(pred_pm1.device)
         out = [
-            self.model(_channels_last(pred_pm1[i : i + step]), _channels_last(gt_pm1[i : i + step])).reshape(
-                -1
-            )
+            self.distance(self.features(pred_pm1[i : i + step]), self.features(gt_pm1[i : i + step]))
             for i in range(0, pred_pm1.shape[0], step)
         ]
-        return torch.cat(out).to(torch.float64) if out else pred_pm1.new_zeros(0, dtype=torch.float64)
+        return torch.cat(out) if out else pred_pm1.new_zeros(0, dtype=torch.float64)
+
+    @staticmethod
+    def chunk(device: torch.device) -> int:
+        return CHUNK if device.type == "cpu" else GPU_CHUNK
+
+    @torch.inference_mode()
+    def features(self, x_pm1: torch.Tensor) -> list[torch.Tensor]:
+        """The unit-normalised backbone features of each layer, as the package's forward forms them.
+
+        Split from ``distance`` so that one image's features serve every pair that compares with it
+        (the engine computes a target image's once for all its pairs).
+        """
+        import lpips
+
+        outs = self.model.net.forward(self.model.scaling_layer(_channels_last(x_pm1)))
+        return [lpips.normalize_tensor(o) for o in outs]
+
+    @torch.inference_mode()
+    def distance(self, feats_pred: list[torch.Tensor], feats_gt: list[torch.Tensor]) -> torch.Tensor:
+        """float64 (B,) LPIPS from both sides' ``features``: per layer, the linear head on the squared
+        difference, averaged over space, summed over layers (v0.1, ``spatial=False``)."""
+        layers = [
+            self.model.lins[k]((f0 - f1) ** 2).mean([2, 3], keepdim=True)
+            for k, (f0, f1) in enumerate(zip(feats_pred, feats_gt, strict=True))
+        ]
+        val = layers[0]
+        for layer in layers[1:]:  # the package's order: ((l0 + l1) + l2) + ...
+            val = val + layer
+        return val.reshape(-1).to(torch.float64)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:

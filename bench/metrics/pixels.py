@@ -35,15 +35,17 @@ class PixelScorer:
     def names(self) -> list[str]:
         return [name for name, *_ in self.items]
 
-    def score(self, gen_u8: torch.Tensor, gt_u8: torch.Tensor, out: dict[str, np.ndarray], sl: slice) -> None:
-        """Every pixel metric for a batch of eval views; rows ``sl`` of ``out``."""
+    def score(
+        self, gen_u8: torch.Tensor, gt_u8: torch.Tensor, out: dict[str, np.ndarray], rows: np.ndarray
+    ) -> None:
+        """Every pixel metric for a batch of eval views; image i's values go to row ``rows[i]`` of ``out``."""
         step = chunk_size(gen_u8.device, CPU_CHUNK, GPU_CHUNK)
         for i in range(0, gen_u8.shape[0], step):
             j = min(i + step, gen_u8.shape[0])
-            self._chunk(gen_u8[i:j], gt_u8[i:j], out, slice(sl.start + i, sl.start + j))
+            self._chunk(gen_u8[i:j], gt_u8[i:j], out, rows[i:j])
 
     def _chunk(
-        self, gen_u8: torch.Tensor, gt_u8: torch.Tensor, out: dict[str, np.ndarray], sl: slice
+        self, gen_u8: torch.Tensor, gt_u8: torch.Tensor, out: dict[str, np.ndarray], rows: np.ndarray
     ) -> None:
         views: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, view, fn, settings in self.items:
@@ -51,4 +53,4 @@ class PixelScorer:
                 make = get_view(view).make
                 views[view] = make(gen_u8), make(gt_u8)
             g, t = views[view]
-            out[name][sl] = fn(t, g, **settings).cpu().numpy()
+            out[name][rows] = fn(t, g, **settings).cpu().numpy()

@@ -1,6 +1,8 @@
 """The pass over the pairs: each pair decoded once, every network run once per image, every metric fed.
 
 CPU threads decode and resize each generated image and its GT (``streaming.py``) ahead of the device.
+Pairs are visited grouped by target so that a target's decode and LPIPS features serve all its pairs
+(``targets.py``); every value is written to its pair's row.
 Per chunk of pairs: the network view (PIDM's cv2 view, else the eval view) goes through each feature
 extractor once (every set-level metric on that extractor shares its features) and each LPIPS network
 once; the pixel metrics read their declared views of the eval images. Only one float per image and
@@ -27,6 +29,7 @@ from bench.metrics.pixels import PixelScorer
 from bench.metrics.protocols import Protocol, ScoredMetric
 from bench.metrics.reference import cpu_views, extractor_input, metric_tensor, stack_own, stack_views
 from bench.metrics.streaming import prefetch_batches, progress, to_device
+from bench.metrics.targets import DecodeOnce, TargetFeatures, target_order
 
 NET_CHUNK = 8  # pairs whose float views and activations are alive at once on the CPU
 
@@ -45,17 +48,24 @@ def score_pairs(
     n = len(present)
     size, cv2_size = protocol.eval_size, protocol.cv2_metric_size
 
-    def load(i: int) -> tuple:
-        _pid, _src, tgt, gpath = present[i]
-        gen = preprocess.resize_uint8(
-            preprocess.decode(gpath, generated=True), size, protocol.gen_resize, gpath
-        )
+    order = target_order([p[2] for p in present])
+
+    def load_target(tgt: str) -> tuple:
         gt = preprocess.resize_uint8(
             preprocess.decode(gt_dir / tgt, generated=False), size, protocol.gt_resize, gt_dir / tgt
         )
+        return preprocess.to_chw(gt), preprocess.metric_view(gt, cv2_size) if cv2_size else None
+
+    target_once = DecodeOnce(load_target)
+
+    def load(k: int) -> tuple:
+        _pid, _src, tgt, gpath = present[order[k]]
+        gen = preprocess.resize_uint8(
+            preprocess.decode(gpath, generated=True), size, protocol.gen_resize, gpath
+        )
         gm = preprocess.metric_view(gen, cv2_size) if cv2_size else None
-        tm = preprocess.metric_view(gt, cv2_size) if cv2_size else None
-        return preprocess.to_chw(gen), preprocess.to_chw(gt), gm, tm, {e: f(gen) for e, f in own.items()}
+        gt_chw, tm = target_once(tgt)
+        return preprocess.to_chw(gen), gt_chw, gm, tm, {e: f(gen) for e, f in own.items()}
 
     def collate(items: list) -> tuple:
         return (
@@ -74,15 +84,17 @@ def score_pairs(
     per_image = {s.result_name: np.full(n, np.nan) for s in per_pair}
     running = {e: FeatureCollector(nets.device, e in keep_vectors) for e in nets.extractors}
     own = cpu_views(list(nets.extractors))
+    target_feats = {net: TargetFeatures(nets.lpips[net].features) for net in set(lpips.values())}
 
-    def score_chunk(chunk: tuple, sl: slice) -> None:
+    def score_chunk(chunk: tuple, rows: np.ndarray) -> None:
         gen_u8, gt_u8, gen_views, gt_views, extra = chunk
-        kb = torch.from_numpy(keep["fid"][sl]).to(gen_u8.device)
+        keep_fid = keep["fid"][rows]
+        kb = torch.from_numpy(keep_fid).to(gen_u8.device)
         gen_m = metric_tensor(gen_views, gen_u8)
         for ext, model in nets.extractors.items():
             if kb.any():
                 x = extractor_input(ext, gen_m / 255.0, extra)
-                running[ext].update(model(x[kb]))
+                running[ext].update(model(x[kb]), rows[keep_fid])
         if lpips:
             gt_m = metric_tensor(gt_views, gt_u8)
             if protocol.lpips_input == "unit":
@@ -90,11 +102,13 @@ def score_pairs(
             else:
                 a, c = gen_m / 127.5 - 1, gt_m / 127.5 - 1
             del gt_m
+            tgts = [present[i][2] for i in rows]
             for name, net in lpips.items():
-                per_image[name][sl] = nets.lpips[net](a, c).cpu().numpy()
+                lp = nets.lpips[net]
+                per_image[name][rows] = lp.distance(lp.features(a), target_feats[net](c, tgts)).cpu().numpy()
             del a, c
         del gen_m
-        pixels.score(gen_u8, gt_u8, per_image, sl)
+        pixels.score(gen_u8, gt_u8, per_image, rows)
 
     pos = 0
     step = chunk_size(nets.device, NET_CHUNK, opts.batch_size)
@@ -106,7 +120,7 @@ def score_pairs(
             # whole batch would dominate peak RSS; every value is per image (feature sums are order-free).
             for j in range(0, batch[0].shape[0], step):
                 chunk = tuple(_rows(t, j, step) for t in batch)
-                score_chunk(chunk, slice(pos, pos + chunk[0].shape[0]))
+                score_chunk(chunk, order[pos : pos + chunk[0].shape[0]])
                 pos += chunk[0].shape[0]
             del batch
     return per_image, running

@@ -172,30 +172,61 @@ def ssim(
 
     x = gt.reshape(b * c, h, w)
     y = pred.reshape(b * c, h, w)
-    maps = _filter_valid(torch.cat([x, y, x * x, y * y, x * y]), win, gaussian_sigma)
-    ux, uy, uxx, uyy, uxy = maps.chunk(5)
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
+    bc = b * c
+    stack = torch.empty((5 * bc, h, w), dtype=work, device=gt.device)
+    stack[:bc] = x
+    stack[bc : 2 * bc] = y
+    torch.mul(x, x, out=stack[2 * bc : 3 * bc])
+    torch.mul(y, y, out=stack[3 * bc : 4 * bc])
+    torch.mul(x, y, out=stack[4 * bc :])
+    maps = _filter_valid(stack, win, gaussian_sigma)
+    del stack  # the filters wrote new buffers (owned here: the arithmetic below writes into them)
+    c1, c2 = _stabilisers(data_range, b, c, work, gt.device)
+    return _ssim_from_maps(maps, cov_norm, c1, c2).view(b, c).mean(dim=1).to(torch.float64)
 
-    r = torch.as_tensor(data_range, device=gt.device)
+
+def _stabilisers(
+    data_range: float | torch.Tensor, b: int, c: int, work: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """C1 and C2 per map, shaped (B * C, 1, 1)."""
+    r = torch.as_tensor(data_range, device=device)
     # float32: the range is a float32 scalar and C1, C2 float32 (NumPy 2 keeps float32 * Python float);
     # float64 (scikit-image 0.17): the float32 range of the script's array enters float64 arithmetic.
     r = r.to(torch.float32).to(work)
     if r.dim() == 0:
-        c1 = ((K1 * r) ** 2).expand(b * c).view(-1, 1, 1)
-        c2 = ((K2 * r) ** 2).expand(b * c).view(-1, 1, 1)
-    else:
-        r = r.view(b, 1).expand(b, c).reshape(-1, 1, 1)
-        c1, c2 = (K1 * r) ** 2, (K2 * r) ** 2
-    a1 = 2 * ux * uy + c1
-    a2 = 2 * vxy + c2
-    b1 = ux**2 + uy**2 + c1
-    b2 = vx + vy + c2
-    s = (a1 * a2) / (b1 * b2)
-    # scikit-image stores channel means in an array of the working dtype and averages them.
-    per_channel = s.to(torch.float64).mean(dim=(1, 2)).to(work).view(b, c)
-    return per_channel.mean(dim=1).to(torch.float64)
+        return ((K1 * r) ** 2).expand(b * c).view(-1, 1, 1), ((K2 * r) ** 2).expand(b * c).view(-1, 1, 1)
+    r = r.view(b, 1).expand(b, c).reshape(-1, 1, 1)
+    return (K1 * r) ** 2, (K2 * r) ** 2
+
+
+def _ssim_from_maps(maps: torch.Tensor, cov_norm: float, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM per map from the five filtered stacks (ux, uy, uxx, uyy, uxy), in place in ``maps``.
+
+    scikit-image's expressions, each operation in its order and dtype (so every value is the same):
+    ``vx = cov_norm * (uxx - ux * ux)`` (likewise vy, vxy), ``A1 = 2 * ux * uy + C1``,
+    ``A2 = 2 * vxy + C2``, ``B1 = ux ** 2 + uy ** 2 + C1``, ``B2 = vx + vy + C2``,
+    ``S = (A1 * A2) / (B1 * B2)``. Done in the filters' output buffer with one temporary: the ~15
+    full-size temporaries of the plain expressions cost as much as the filters themselves on a CPU.
+    """
+    ux, uy, uxx, uyy, uxy = maps.chunk(5)
+    t = torch.mul(ux, ux)
+    vx = uxx.sub_(t)
+    torch.mul(uy, uy, out=t)
+    vy = uyy.sub_(t)
+    torch.mul(ux, uy, out=t)
+    vxy = uxy.sub_(t)
+    if cov_norm != 1.0:  # x * 1.0 == x exactly
+        for v in (vx, vy, vxy):
+            v.mul_(cov_norm)
+    a2 = vxy.mul_(2).add_(c2)
+    b2 = vx.add_(vy).add_(c2)
+    b1 = torch.mul(ux, ux, out=t).add_(torch.mul(uy, uy, out=vy)).add_(c1)
+    a1 = ux.mul_(2).mul_(uy).add_(c1)
+    s = a1.mul_(a2).div_(b1.mul_(b2))
+    # scikit-image averages the map in float64 and stores the channel means in the working dtype.
+    # contiguous: a float64 map is still a view of the cropped buffer, and a reduction's summation
+    # order follows the memory layout (the plain expressions produced a contiguous map).
+    return s.to(torch.float64).contiguous().mean(dim=(1, 2)).to(s.dtype)
 
 
 def ssim_w51(gt: torch.Tensor, pred: torch.Tensor, dtype: str = "float32") -> torch.Tensor:

@@ -101,3 +101,30 @@ def test_window_larger_than_image_is_refused() -> None:
     small = torch.rand(1, 3, 40, 40)
     with pytest.raises(ValueError, match="window"):
         ssim_w51(small, small)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("win", "sigma", "cov_norm"), [(51, None, 2601 / 2600), (11, 1.5, 1.0), (7, None, 49 / 48)]
+)
+def test_ssim_in_place_arithmetic_equals_the_plain_expressions(
+    dtype: torch.dtype, win: int, sigma: float | None, cov_norm: float
+) -> None:
+    """``_ssim_from_maps`` computes in the filters' buffer; every value must equal scikit-image's plain
+    expressions evaluated one temporary at a time (the order and dtype of each operation kept)."""
+    from bench.metrics import ssim as ssim_mod
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(6, 64, 60, generator=g, dtype=dtype)
+    y = (x + 0.2 * torch.rand(6, 64, 60, generator=g, dtype=dtype)).clamp(0, 1)
+    maps = ssim_mod._filter_valid(torch.cat([x, y, x * x, y * y, x * y]), win, sigma)
+    c1 = torch.full((6, 1, 1), 0.01**2, dtype=dtype) * torch.linspace(1, 2, 6, dtype=dtype).view(-1, 1, 1)
+    c2 = torch.full((6, 1, 1), 0.03**2, dtype=dtype)
+    ux, uy, uxx, uyy, uxy = maps.chunk(5)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    plain = s.to(torch.float64).mean(dim=(1, 2)).to(dtype)
+    ours = ssim_mod._ssim_from_maps(maps.clone(), cov_norm, c1, c2)
+    assert torch.equal(ours, plain)
