@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from bench.metrics.device import chunk_size
 
 BACKBONE_WEIGHT = {"alex": "alexnet", "vgg": "vgg16"}
 CHUNK = 8  # pairs per forward pass on the CPU (bounds activation memory)
@@ -77,21 +80,30 @@ class Lpips(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def forward(self, pred_pm1: torch.Tensor, gt_pm1: torch.Tensor) -> torch.Tensor:
-        """float64 (B,) distances; equals ``lpips.LPIPS.forward(pred, gt)`` of the same module."""
+    def forward(
+        self,
+        pred_pm1: torch.Tensor,
+        gt_pm1: torch.Tensor,
+        gt_features: Callable[[torch.Tensor, slice], list[torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """float64 (B,) distances; equals ``lpips.LPIPS.forward(pred, gt)`` of the same module.
+
+        ``gt_features(gt_chunk, rows)``, if given, supplies the GT side's ``features`` for rows
+        ``rows`` of the batch (the engine's per-target cache); by default they are computed here.
+        """
         # Chunks of CHUNK pairs: both inputs' features, their normalised copies and squared
         # differences are alive at once (~8 MB per pair at 256x176); per pair the values do not
         # depend on the chunking.
-        step = self.chunk(pred_pm1.device)
+        if gt_features is None:
+            gt_features = lambda x, _rows: self.features(x)  # noqa: E731
+        step = chunk_size(pred_pm1.device, CHUNK, GPU_CHUNK)
         out = [
-            self.distance(self.features(pred_pm1[i : i + step]), self.features(gt_pm1[i : i + step]))
+            self.distance(
+                self.features(pred_pm1[i : i + step]), gt_features(gt_pm1[i : i + step], slice(i, i + step))
+            )
             for i in range(0, pred_pm1.shape[0], step)
         ]
         return torch.cat(out) if out else pred_pm1.new_zeros(0, dtype=torch.float64)
-
-    @staticmethod
-    def chunk(device: torch.device) -> int:
-        return CHUNK if device.type == "cpu" else GPU_CHUNK
 
     @torch.inference_mode()
     def features(self, x_pm1: torch.Tensor) -> list[torch.Tensor]:

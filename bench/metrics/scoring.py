@@ -104,8 +104,13 @@ def score_pairs(
             del gt_m
             tgts = [present[i][2] for i in rows]
             for name, net in lpips.items():
-                lp = nets.lpips[net]
-                per_image[name][rows] = lp.distance(lp.features(a), target_feats[net](c, tgts)).cpu().numpy()
+
+                def gt_features(
+                    x: torch.Tensor, sl: slice, cached: TargetFeatures = target_feats[net]
+                ) -> list:
+                    return cached(x, tgts[sl])  # the targets' features, once per target
+
+                per_image[name][rows] = nets.lpips[net](a, c, gt_features=gt_features).cpu().numpy()
             del a, c
         del gen_m
         pixels.score(gen_u8, gt_u8, per_image, rows)

@@ -134,3 +134,21 @@ def test_pairs_sharing_targets_score_as_each_pair_alone(
             channel_axis=2,
         )
         assert row["ssim_w51"] == pytest.approx(float(want_ssim), rel=1e-6)
+
+
+def test_lpips_takes_the_gt_features_given_chunk_by_chunk(fake_weights: Path) -> None:
+    """The engine hands the targets' features in; LPIPS still scores in chunks of CHUNK pairs (memory)
+    and gives the values it computes itself."""
+    from bench.metrics.lpips_metric import CHUNK, Lpips
+
+    lp = Lpips("alex", fake_weights / "alexnet-owt-7be5be79.pth")
+    g = torch.Generator().manual_seed(0)
+    pred, gt = (torch.rand(CHUNK + 3, 3, 64, 48, generator=g) * 2 - 1 for _ in range(2))
+    asked: list[slice] = []
+
+    def gt_features(x: torch.Tensor, sl: slice) -> list[torch.Tensor]:
+        asked.append(sl)
+        return lp.features(gt[sl])
+
+    torch.testing.assert_close(lp(pred, gt, gt_features=gt_features), lp(pred, gt), rtol=0, atol=0)
+    assert asked == [slice(0, CHUNK), slice(CHUNK, 2 * CHUNK)]
