@@ -2,7 +2,7 @@
 
 CPU threads decode and resize each generated image and its GT (``streaming.py``) ahead of the device.
 Pairs are visited grouped by target so that a target's decode and LPIPS features serve all its pairs
-(``targets.py``); every value is written to its pair's row.
+(``targets.py``: also SSIM's filtered target); every value is written to its pair's row.
 Per chunk of pairs: the network view (PIDM's cv2 view, else the eval view) goes through each feature
 extractor once (every set-level metric on that extractor shares its features) and each LPIPS network
 once; the pixel metrics read their declared views of the eval images. Only one float per image and
@@ -91,6 +91,7 @@ def score_pairs(
         keep_fid = keep["fid"][rows]
         kb = torch.from_numpy(keep_fid).to(gen_u8.device)
         gen_m = metric_tensor(gen_views, gen_u8)
+        tgts = [present[i][2] for i in rows]
         for ext, model in nets.extractors.items():
             if kb.any():
                 x = extractor_input(ext, gen_m / 255.0, extra)
@@ -102,7 +103,6 @@ def score_pairs(
             else:
                 a, c = gen_m / 127.5 - 1, gt_m / 127.5 - 1
             del gt_m
-            tgts = [present[i][2] for i in rows]
             for name, net in lpips.items():
 
                 def gt_features(
@@ -113,7 +113,7 @@ def score_pairs(
                 per_image[name][rows] = nets.lpips[net](a, c, gt_features=gt_features).cpu().numpy()
             del a, c
         del gen_m
-        pixels.score(gen_u8, gt_u8, per_image, rows)
+        pixels.score(gen_u8, gt_u8, per_image, rows, tgts)
 
     pos = 0
     step = chunk_size(nets.device, NET_CHUNK, opts.batch_size)

@@ -42,8 +42,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from bench.metrics.targets import target_part
+
 K1, K2 = 0.01, 0.03
 TRUNCATE = 3.5
+TASKS_PER_THREAD = 4  # filter tasks per thread on the CPU (see _ndimage_valid)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -98,7 +101,11 @@ def _ndimage_valid(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tens
 
     ndimage runs one thread and releases the GIL, so the maps are split between torch's number of
     threads (each map is filtered on its own: the split changes no value). On 2 cores this halves the
-    filters' time (``benchmarks/decode_overlap.py`` measures it).
+    filters' time on an idle machine (``benchmarks/decode_overlap.py`` measures it). Right after a
+    torch operation, though, torch's OpenMP threads spin for several milliseconds and hold a core:
+    an even split then waits for the thread that shares its core. So the maps go out as
+    ``TASKS_PER_THREAD`` tasks per thread, taken as threads free up (2 cores, 36 maps filtered just
+    after a torch op: uniform 51 9.95 -> 8.0-8.4 ms, Gaussian 14.6 -> 12.1-13.3 ms with 6-12 tasks).
     """
     from scipy import ndimage
 
@@ -113,12 +120,13 @@ def _ndimage_valid(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tens
         else:
             ndimage.uniform_filter(arr[lo:hi], size=(1, win, win), output=out[lo:hi])
 
-    parts = max(1, min(torch.get_num_threads(), arr.shape[0]))
+    threads = torch.get_num_threads()
+    parts = max(1, min(threads * TASKS_PER_THREAD if threads > 1 else 1, arr.shape[0]))
     bounds = [arr.shape[0] * k // parts for k in range(parts + 1)]
     if parts == 1:
         run(0, arr.shape[0])
     else:
-        list(_filter_pool(parts).map(run, bounds[:-1], bounds[1:]))
+        list(_filter_pool(threads).map(run, bounds[:-1], bounds[1:]))
     pad = (win - 1) // 2
     return torch.from_numpy(out)[:, pad : arr.shape[1] - pad, pad : arr.shape[2] - pad]
 
@@ -138,6 +146,46 @@ def _filter_valid(x: torch.Tensor, win: int, sigma: float | None) -> torch.Tenso
     return x
 
 
+def _window(gaussian_sigma: float | None, win_size: int | None) -> int:
+    return 2 * gaussian_radius(gaussian_sigma) + 1 if gaussian_sigma is not None else int(win_size or 7)
+
+
+def ssim_target_maps(
+    gt: torch.Tensor,
+    *,
+    win_size: int | None = None,
+    gaussian_sigma: float | None = None,
+    sample_covariance: bool = True,
+    dtype: str = "float32",
+) -> list[torch.Tensor]:
+    """What SSIM computes from the GT image alone: ``[ux, vx, ux * ux]`` per image, each (B, C, h', w').
+
+    ``ux`` is the filtered image, ``vx = cov_norm * (uxx - ux * ux)`` its filtered variance: two of
+    the five filters of a pair. A target shared by several pairs needs them once (``ssim(...,
+    target=...)``; the engine caches them per target like its other target-side work).
+    """
+    work = DTYPES[dtype]
+    x = gt.to(work)
+    if x.dim() != 4:
+        raise ValueError(f"ssim needs (B, C, H, W) batches, got {tuple(gt.shape)}")
+    b, c, h, w = x.shape
+    win = _window(gaussian_sigma, win_size)
+    if win > h or win > w or win % 2 == 0:
+        raise ValueError(f"SSIM window {win} needs an odd size <= the image size {h}x{w}")
+    x = x.reshape(b * c, h, w)
+    stack = torch.empty((2 * b * c, h, w), dtype=work, device=x.device)
+    stack[: b * c] = x
+    torch.mul(x, x, out=stack[b * c :])
+    ux, uxx = _filter_valid(stack, win, gaussian_sigma).chunk(2)
+    del stack
+    uxsq = torch.mul(ux, ux)
+    vx = uxx.sub_(uxsq)
+    n_pix = win * win
+    if sample_covariance:  # population covariance: cov_norm 1, and x * 1.0 == x exactly
+        vx.mul_(n_pix / (n_pix - 1))
+    return [m.reshape(b, c, *m.shape[1:]) for m in (ux, vx, uxsq)]
+
+
 def ssim(
     gt: torch.Tensor,
     pred: torch.Tensor,
@@ -147,42 +195,43 @@ def ssim(
     data_range: float | torch.Tensor = 1.0,
     sample_covariance: bool = True,
     dtype: str = "float32",
+    target: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Per-image SSIM of (B, C, H, W) batches in ``dtype`` arithmetic; returns float64 (B,) on their device.
 
     Equals ``structural_similarity(gt[i], pred[i], channel_axis=0, ...)`` with the same
     arguments, for inputs of that dtype. ``data_range`` may be a (B,) tensor (per-image ranges).
+    ``target``: ``ssim_target_maps(gt, ...)`` with the same settings, computed earlier (the
+    values are the same either way).
     """
-    work = DTYPES[dtype]
-    gt = gt.to(work)
-    pred = pred.to(work)
     if gt.shape != pred.shape or gt.dim() != 4:
         raise ValueError(
-            f"ssim needs two (B, C, H, W) batches of equal shape, got {gt.shape} and {pred.shape}"
+            f"ssim needs two (B, C, H, W) batches of equal shape, got {tuple(gt.shape)} and {tuple(pred.shape)}"
         )
+    settings = {
+        "win_size": win_size,
+        "gaussian_sigma": gaussian_sigma,
+        "sample_covariance": sample_covariance,
+    }
+    if target is None:
+        target = ssim_target_maps(gt, dtype=dtype, **settings)
+    work = DTYPES[dtype]
     b, c, h, w = gt.shape
-    if gaussian_sigma is not None:
-        win = 2 * gaussian_radius(gaussian_sigma) + 1
-    else:
-        win = int(win_size or 7)
-    if win > h or win > w or win % 2 == 0:
-        raise ValueError(f"SSIM window {win} needs an odd size <= the image size {h}x{w}")
-    n_pix = win * win
-    cov_norm = n_pix / (n_pix - 1) if sample_covariance else 1.0
-
-    x = gt.reshape(b * c, h, w)
-    y = pred.reshape(b * c, h, w)
     bc = b * c
-    stack = torch.empty((5 * bc, h, w), dtype=work, device=gt.device)
-    stack[:bc] = x
-    stack[bc : 2 * bc] = y
-    torch.mul(x, x, out=stack[2 * bc : 3 * bc])
-    torch.mul(y, y, out=stack[3 * bc : 4 * bc])
-    torch.mul(x, y, out=stack[4 * bc :])
+    win = _window(gaussian_sigma, win_size)
+    x = gt.to(work).reshape(bc, h, w)
+    y = pred.to(work).reshape(bc, h, w)
+    stack = torch.empty((3 * bc, h, w), dtype=work, device=gt.device)
+    stack[:bc] = y
+    torch.mul(y, y, out=stack[bc : 2 * bc])
+    torch.mul(x, y, out=stack[2 * bc :])
     maps = _filter_valid(stack, win, gaussian_sigma)
     del stack  # the filters wrote new buffers (owned here: the arithmetic below writes into them)
+    n_pix = win * win
+    cov_norm = n_pix / (n_pix - 1) if sample_covariance else 1.0
     c1, c2 = _stabilisers(data_range, b, c, work, gt.device)
-    return _ssim_from_maps(maps, cov_norm, c1, c2).view(b, c).mean(dim=1).to(torch.float64)
+    ux, vx, uxsq = (m.reshape(bc, *m.shape[2:]) for m in target)
+    return _ssim_from_maps(ux, vx, uxsq, maps, cov_norm, c1, c2).view(b, c).mean(dim=1).to(torch.float64)
 
 
 def _stabilisers(
@@ -199,29 +248,37 @@ def _stabilisers(
     return (K1 * r) ** 2, (K2 * r) ** 2
 
 
-def _ssim_from_maps(maps: torch.Tensor, cov_norm: float, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM per map from the five filtered stacks (ux, uy, uxx, uyy, uxy), in place in ``maps``.
+def _ssim_from_maps(
+    ux: torch.Tensor,
+    vx: torch.Tensor,
+    uxsq: torch.Tensor,
+    maps: torch.Tensor,
+    cov_norm: float,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+) -> torch.Tensor:
+    """Mean SSIM per map from the target's ``ux, vx, ux * ux`` and the pair's filtered ``uy, uyy, uxy``
+    (``maps``), computed in ``maps``; the target's tensors are only read (they serve other pairs too).
 
-    scikit-image's expressions, each operation in its order and dtype (so every value is the same):
+    scikit-image's expressions, each operation in its order and dtype, so every value is the same
+    (only a sum's two operands may swap, which IEEE addition does not notice):
     ``vx = cov_norm * (uxx - ux * ux)`` (likewise vy, vxy), ``A1 = 2 * ux * uy + C1``,
     ``A2 = 2 * vxy + C2``, ``B1 = ux ** 2 + uy ** 2 + C1``, ``B2 = vx + vy + C2``,
-    ``S = (A1 * A2) / (B1 * B2)``. Done in the filters' output buffer with one temporary: the ~15
+    ``S = (A1 * A2) / (B1 * B2)``. Done in the filters' output buffer with two temporaries: the ~15
     full-size temporaries of the plain expressions cost as much as the filters themselves on a CPU.
     """
-    ux, uy, uxx, uyy, uxy = maps.chunk(5)
-    t = torch.mul(ux, ux)
-    vx = uxx.sub_(t)
-    torch.mul(uy, uy, out=t)
+    uy, uyy, uxy = maps.chunk(3)
+    t = torch.mul(uy, uy)
     vy = uyy.sub_(t)
-    torch.mul(ux, uy, out=t)
-    vxy = uxy.sub_(t)
+    b1 = t.add_(uxsq).add_(c1)
+    p = torch.mul(ux, uy)
+    vxy = uxy.sub_(p)
+    a1 = torch.mul(ux, 2, out=p).mul_(uy).add_(c1)
     if cov_norm != 1.0:  # x * 1.0 == x exactly
-        for v in (vx, vy, vxy):
-            v.mul_(cov_norm)
+        vy.mul_(cov_norm)
+        vxy.mul_(cov_norm)
     a2 = vxy.mul_(2).add_(c2)
-    b2 = vx.add_(vy).add_(c2)
-    b1 = torch.mul(ux, ux, out=t).add_(torch.mul(uy, uy, out=vy)).add_(c1)
-    a1 = ux.mul_(2).mul_(uy).add_(c1)
+    b2 = vy.add_(vx).add_(c2)
     s = a1.mul_(a2).div_(b1.mul_(b2))
     # scikit-image averages the map in float64 and stores the channel means in the working dtype.
     # contiguous: a float64 map is still a view of the cropped buffer, and a reduction's summation
@@ -229,17 +286,46 @@ def _ssim_from_maps(maps: torch.Tensor, cov_norm: float, c1: torch.Tensor, c2: t
     return s.to(torch.float64).contiguous().mean(dim=(1, 2)).to(s.dtype)
 
 
-def ssim_w51(gt: torch.Tensor, pred: torch.Tensor, dtype: str = "float32") -> torch.Tensor:
+def _w51_target(gt: torch.Tensor, dtype: str = "float32") -> list[torch.Tensor]:
+    return ssim_target_maps(gt, win_size=51, sample_covariance=True, dtype=dtype)
+
+
+@target_part(_w51_target)
+def ssim_w51(
+    gt: torch.Tensor, pred: torch.Tensor, dtype: str = "float32", target: list[torch.Tensor] | None = None
+) -> torch.Tensor:
     """CFLD/GFLA ``ssim``: uniform 51x51, data_range 1, sample covariance, on [0, 1] images."""
-    return ssim(gt, pred, win_size=51, data_range=1.0, sample_covariance=True, dtype=dtype)
+    return ssim(gt, pred, win_size=51, data_range=1.0, sample_covariance=True, dtype=dtype, target=target)
 
 
-def ssim_gauss_dr(gt: torch.Tensor, pred: torch.Tensor, sigma: float, dtype: str = "float32") -> torch.Tensor:
+def _gauss_dr_target(gt: torch.Tensor, sigma: float, dtype: str = "float32") -> list[torch.Tensor]:
+    gt255 = gt.to(torch.float32) * 255.0
+    return ssim_target_maps(gt255, gaussian_sigma=sigma, sample_covariance=False, dtype=dtype)
+
+
+@target_part(_gauss_dr_target)
+def ssim_gauss_dr(
+    gt: torch.Tensor,
+    pred: torch.Tensor,
+    sigma: float,
+    dtype: str = "float32",
+    target: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
     """GFLA-lineage ``ssim_256``: images x255 (in float32, as the scripts multiply), Gaussian sigma,
     data_range = max - min of each predicted image (a float32 value)."""
     gt255 = gt.to(torch.float32) * 255.0
     pred255 = pred.to(torch.float32) * 255.0
     flat = pred255.reshape(pred255.shape[0], -1)
     dr = flat.amax(dim=1) - flat.amin(dim=1)
-    out = ssim(gt255, pred255, gaussian_sigma=sigma, data_range=dr, sample_covariance=False, dtype=dtype)
+    if target is None:
+        target = _gauss_dr_target(gt, sigma, dtype)
+    out = ssim(
+        gt255,
+        pred255,
+        gaussian_sigma=sigma,
+        data_range=dr,
+        sample_covariance=False,
+        dtype=dtype,
+        target=target,
+    )
     return torch.where(dr > 0, out, torch.full_like(out, math.nan))

@@ -7,7 +7,9 @@ order) and reuses, within a group:
 
 - the target's decoded and resized image (``DecodeOnce``: a high-res DeepFashion JPEG is the
   costliest decode of a pair);
-- its LPIPS features (``TargetFeatures``): one of the two backbone passes per pair.
+- its LPIPS features (``TargetFeatures``): one of the two backbone passes per pair;
+- a pixel metric's work on the target alone, where the metric declares it (``target_part``): SSIM's
+  filtered target and its variance, two of the five filters of a pair.
 
 Per image, a value never depends on which other images share a batch, so the grouping changes no
 per-pair number; the running feature sums are order-free up to float64 rounding (1e-9 to 4e-9
@@ -26,6 +28,25 @@ import numpy as np
 import torch
 
 DECODED_TARGETS = 16  # decoded targets kept: pairs arrive grouped, so only the last few recur
+TARGET_PART = "target_part"  # attribute naming a per-pair metric's target-side function
+
+
+def target_part(part: Callable[..., list[torch.Tensor]]) -> Callable[[Callable], Callable]:
+    """Declare that a per-pair metric ``fn(gt, pred, **settings)`` also takes ``target=part(gt, **settings)``
+    computed earlier: the tensors (first dimension: one row per image) of its work on the GT image
+    alone, which the engine then does once per target. ``fn(gt, pred, target=...)`` must equal
+    ``fn(gt, pred)``."""
+
+    def declare(fn: Callable) -> Callable:
+        setattr(fn, TARGET_PART, part)
+        return fn
+
+    return declare
+
+
+def target_part_of(fn: Callable) -> Callable[..., list[torch.Tensor]] | None:
+    """The function ``target_part`` declared for ``fn``, if any."""
+    return getattr(fn, TARGET_PART, None)
 
 
 def target_order(targets: Sequence[str]) -> np.ndarray:

@@ -104,19 +104,19 @@ def test_window_larger_than_image_is_refused() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(
-    ("win", "sigma", "cov_norm"), [(51, None, 2601 / 2600), (11, 1.5, 1.0), (7, None, 49 / 48)]
-)
+@pytest.mark.parametrize(("win", "sigma", "sample"), [(51, None, True), (11, 1.5, False), (7, None, True)])
 def test_ssim_in_place_arithmetic_equals_the_plain_expressions(
-    dtype: torch.dtype, win: int, sigma: float | None, cov_norm: float
+    dtype: torch.dtype, win: int, sigma: float | None, sample: bool
 ) -> None:
-    """``_ssim_from_maps`` computes in the filters' buffer; every value must equal scikit-image's plain
-    expressions evaluated one temporary at a time (the order and dtype of each operation kept)."""
+    """The target's maps (``ssim_target_maps``) and the pair's (``_ssim_from_maps``, in the filters'
+    buffer) must give every value of scikit-image's plain expressions, evaluated one temporary at a
+    time from the five filtered maps (the order and dtype of each operation kept)."""
     from bench.metrics import ssim as ssim_mod
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(6, 64, 60, generator=g, dtype=dtype)
     y = (x + 0.2 * torch.rand(6, 64, 60, generator=g, dtype=dtype)).clamp(0, 1)
+    cov_norm = win * win / (win * win - 1) if sample else 1.0
     maps = ssim_mod._filter_valid(torch.cat([x, y, x * x, y * y, x * y]), win, sigma)
     c1 = torch.full((6, 1, 1), 0.01**2, dtype=dtype) * torch.linspace(1, 2, 6, dtype=dtype).view(-1, 1, 1)
     c2 = torch.full((6, 1, 1), 0.03**2, dtype=dtype)
@@ -126,5 +126,32 @@ def test_ssim_in_place_arithmetic_equals_the_plain_expressions(
     vxy = cov_norm * (uxy - ux * uy)
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
     plain = s.to(torch.float64).mean(dim=(1, 2)).to(dtype)
-    ours = ssim_mod._ssim_from_maps(maps.clone(), cov_norm, c1, c2)
+    kw = {"gaussian_sigma": sigma} if sigma is not None else {"win_size": win}
+    dt = {torch.float32: "float32", torch.float64: "float64"}[dtype]
+    t_ux, t_vx, t_uxsq = (
+        m[:, 0] for m in ssim_mod.ssim_target_maps(x[:, None], sample_covariance=sample, dtype=dt, **kw)
+    )
+    assert torch.equal(t_ux, ux) and torch.equal(t_vx, vx) and torch.equal(t_uxsq, ux * ux)
+    pair_maps = ssim_mod._filter_valid(torch.cat([y, y * y, x * y]), win, sigma)
+    target = [t.clone() for t in (t_ux, t_vx, t_uxsq)]
+    ours = ssim_mod._ssim_from_maps(*target, pair_maps, cov_norm, c1, c2)
     assert torch.equal(ours, plain)
+    assert all(
+        torch.equal(a, b) for a, b in zip(target, (t_ux, t_vx, t_uxsq))
+    )  # the target's maps are only read
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ssim_with_the_target_part_computed_once_equals_ssim(dtype: str) -> None:
+    """A metric's declared target part, computed once and reused, gives every value bit for bit."""
+    from bench.metrics.targets import target_part_of
+
+    g = torch.Generator().manual_seed(5)
+    gt = torch.rand(1, 3, 96, 80, generator=g).expand(4, -1, -1, -1).contiguous()  # one target, four pairs
+    pred = (gt + 0.3 * torch.rand(4, 3, 96, 80, generator=g)).clamp(0, 1)
+    for fn, settings in ((ssim_w51, {}), (ssim_gauss_dr, {"sigma": 1.5}), (ssim_gauss_dr, {"sigma": 1.2})):
+        part = target_part_of(fn)
+        once = [t.expand(4, *t.shape[1:]) for t in part(gt[:1], dtype=dtype, **settings)]
+        assert torch.equal(
+            fn(gt, pred, dtype=dtype, target=once, **settings), fn(gt, pred, dtype=dtype, **settings)
+        )

@@ -16,6 +16,7 @@ from skimage.metrics import structural_similarity
 
 from bench.data.deepfashion import pair_id, read_pairs
 from bench.metrics import preprocess
+from bench.metrics import ssim as ssim_mod
 from bench.metrics.features import FeatureCollector
 from bench.metrics.targets import DecodeOnce, TargetFeatures, target_order
 
@@ -99,8 +100,8 @@ def test_pairs_sharing_targets_score_as_each_pair_alone(
     tmp_path: Path, pool_fid: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """12 pairs, each of 4 targets 3 times, listed with the targets interleaved: every per-pair value
-    lands on its pair's row and equals the lpips package and scikit-image on that pair alone, and each
-    target is decoded once."""
+    lands on its pair's row and equals the lpips package and scikit-image on that pair alone, each
+    target is decoded once and each SSIM variant filters each target once."""
     root = write_root(tmp_path / "data", n_pairs=12)
     grouped = read_pairs(root / "fasion-resize-pairs-test.csv")
     pairs = grouped[::3] + grouped[1::3] + grouped[2::3]  # a target's pairs are never adjacent
@@ -111,11 +112,19 @@ def test_pairs_sharing_targets_score_as_each_pair_alone(
     monkeypatch.setattr(
         preprocess, "decode", lambda path, **kw: decoded.append(str(path)) or real_decode(path, **kw)
     )
+    target_images: list[int] = []
+    real_target_maps = ssim_mod.ssim_target_maps
+    monkeypatch.setattr(
+        ssim_mod,
+        "ssim_target_maps",
+        lambda gt, **kw: target_images.append(gt.shape[0]) or real_target_maps(gt, **kw),
+    )
     _, rows = evaluate_root(root, tmp_path / "gen", "cfld-256", tmp_path, batch_size=5, workers=2)
 
     assert [r["pair_id"] for r in rows] == ids == [pair_id(a, b) for a, b in pairs]
     gt_names = [Path(p).name for p in decoded if "/test_highres/" in p]
     assert sorted(gt_names) == sorted({b for _, b in pairs})
+    assert sum(target_images) == 2 * 4  # ssim_w51 and ssim_g15_dr, once per target
     net = lpips.LPIPS(net="alex", verbose=False)
     for row, (src, tgt) in zip(rows, pairs, strict=True):
         gen = np.array(Image.open(tmp_path / "gen" / f"{pair_id(src, tgt)}.png").convert("RGB"))
@@ -134,6 +143,17 @@ def test_pairs_sharing_targets_score_as_each_pair_alone(
             channel_axis=2,
         )
         assert row["ssim_w51"] == pytest.approx(float(want_ssim), rel=1e-6)
+        g255, t255 = gen.astype(np.float32), gt.astype(np.float32)
+        want_g15 = structural_similarity(
+            t255,
+            g255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=float(g255.max() - g255.min()),
+            channel_axis=2,
+        )
+        assert row["ssim_g15_dr"] == pytest.approx(float(want_g15), rel=1e-6)
 
 
 def test_lpips_takes_the_gt_features_given_chunk_by_chunk(fake_weights: Path) -> None:
