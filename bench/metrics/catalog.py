@@ -1,7 +1,8 @@
 """The built-in metrics: one declaration each (``registry.Metric``); everything else reads these.
 
 Adding a metric: write its function in its own file (per pair: ``f(gt, pred, **settings)`` on
-float [0, 1] (B, 3, H, W) tensors of a view, returning a (B,) tensor; set-level: ``f(gen, ref,
+float [0, 1] (B, 3, H, W) tensors of a view, returning a (B,) tensor, optionally declaring its
+work on the GT alone with ``targets.target_part`` so it is done once per target; set-level: ``f(gen, ref,
 **settings)`` on two ``features.FeatureSet``), then add its ``Metric(...)`` below, or register it
 from another package under the entry-point group ``pgpis_bench.metrics``. A protocol then lists
 its name. Facts behind each definition: ``shared/reference/protocols.md``.

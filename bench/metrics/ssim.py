@@ -18,6 +18,10 @@ quantities with torch tensor operations, so the same code runs on the CPU and on
   passes, and bit-identical to the reference by construction). Everything around the filters
   (products, SSIM map, means, data ranges, dtypes) is the same torch code on both; the torch
   filters are tested on the CPU against ndimage and end to end (``torch_filters()`` forces them).
+- **The target's side once.** Two of a pair's five filtered maps (the GT image and its square) and
+  what follows from them alone (``ux * ux``, the variance) depend on the GT image only:
+  ``ssim_target_maps`` computes them, ``ssim(..., target=...)`` takes them, and the engine computes
+  them once per target image (``targets.target_part``). The arithmetic is the same either way.
 - **Working dtype.** ``float32``: scikit-image >= 0.19 on the float32 arrays the CFLD/GFLA/DPTN
   scripts pass (the map in float32, its mean in float64, channel means stored as float32).
   ``float64``: scikit-image 0.17.2 (PIDM's pin), which converts every input to float64 first.

@@ -1,0 +1,113 @@
+"""What SSIM's target side once per target and the finer filter split save on the CPU (issue 13).
+
+On synthetic 256x176 images in [0, 1], the two SSIM variants of `cfld-256` (uniform 51, Gaussian
+1.5 with the data range of each prediction), chunks of 4 pairs as the engine scores them, each
+chunk right after a torch operation (as in the engine, where a network or a product precedes
+every filter call, and torch's OpenMP threads are still spinning):
+
+  per pair     every pair filters its target anew (the code before: 5 maps per pair and variant);
+  per target   each target's side (``ssim_target_maps``, 2 of the 5 maps) once, as the engine does
+               with pairs grouped by target; DeepFashion's test set has 8,570 pairs on 3,144
+               targets (2.73 per target): --pairs-per-target;
+  split        the maps of one call cut into 2 (one per thread) or into 4 per thread (the default).
+
+The variants alternate round by round in this one process; medians per pair are printed (this shared
+machine's speed drifts, so compare within one run). Values are checked bit for bit between variants.
+
+    .venv/bin/python benchmarks/ssim_per_target.py [--rounds 30] [--pairs-per-target 2.73]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from machine import cpu_name
+
+from bench.metrics import ssim
+
+CHUNK = 4  # pairs per SSIM call on the CPU (pixels.CPU_CHUNK)
+
+
+def _targets(n_pairs: int, per_target: float) -> list[int]:
+    """Target index of each pair: groups of 2 and 3 (or other sizes) averaging ``per_target``."""
+    rng = np.random.default_rng(0)
+    out: list[int] = []
+    t = 0
+    while len(out) < n_pairs:
+        size = int(per_target) + (rng.random() < per_target - int(per_target))
+        out += [t] * max(1, size)
+        t += 1
+    return out[:n_pairs]
+
+
+def _score(gt: torch.Tensor, pred: torch.Tensor, tgt: list[int], cached: bool) -> torch.Tensor:
+    values = []
+    last: tuple[int, list, list] | None = None
+    spin = torch.rand(64, 256, 176)
+    for i in range(0, pred.shape[0], CHUNK):
+        g, p, names = gt[i : i + CHUNK], pred[i : i + CHUNK], tgt[i : i + CHUNK]
+        torch.mul(spin, 1.0)  # a torch op just before, as in the engine
+        if not cached:
+            values += [ssim.ssim_w51(g, p), ssim.ssim_gauss_dr(g, p, 1.5)]
+            continue
+        parts_w, parts_g = [], []
+        for k, name in enumerate(names):  # each target's side once (the engine: targets.TargetFeatures)
+            if last is None or last[0] != name:
+                last = (name, ssim._w51_target(g[k : k + 1]), ssim._gauss_dr_target(g[k : k + 1], 1.5))
+            parts_w.append(last[1])
+            parts_g.append(last[2])
+        tw = [torch.cat(x) for x in zip(*parts_w, strict=True)]
+        tg = [torch.cat(x) for x in zip(*parts_g, strict=True)]
+        values += [ssim.ssim_w51(g, p, target=tw), ssim.ssim_gauss_dr(g, p, 1.5, target=tg)]
+    return torch.cat(values)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--pairs", type=int, default=48)
+    ap.add_argument("--pairs-per-target", type=float, default=8570 / 3144)
+    args = ap.parse_args()
+
+    tgt = _targets(args.pairs, args.pairs_per_target)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(max(tgt) + 1, 3, 256, 176, generator=g)
+    gt = images[tgt].contiguous()
+    pred = (gt + 0.3 * torch.rand(gt.shape, generator=g)).clamp(0, 1)
+
+    variants = {
+        "per pair, 2-way split": (False, 1),
+        "per pair, 4 tasks per thread": (False, ssim.TASKS_PER_THREAD),
+        "per target, 4 tasks per thread": (True, ssim.TASKS_PER_THREAD),
+    }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    results: dict[str, torch.Tensor] = {}
+    default_tasks = ssim.TASKS_PER_THREAD
+    try:
+        for _ in range(args.rounds):
+            for name, (cached, tasks) in variants.items():
+                # 1 task per thread: the even split, one part per thread (the former code)
+                ssim.TASKS_PER_THREAD = tasks
+                t0 = time.perf_counter()
+                results[name] = _score(gt, pred, tgt, cached)
+                times[name].append((time.perf_counter() - t0) / args.pairs)
+    finally:
+        ssim.TASKS_PER_THREAD = default_tasks
+    first = next(iter(results.values()))
+    same = all(torch.equal(first.nan_to_num(-1), r.nan_to_num(-1)) for r in results.values())
+    print(
+        f"{cpu_name()}, torch threads {torch.get_num_threads()}; {args.pairs} pairs of 256x176 on "
+        f"{max(tgt) + 1} targets ({args.pairs / (max(tgt) + 1):.2f} per target), ssim_w51 + ssim_g15_dr, "
+        f"chunks of {CHUNK}, {args.rounds} rounds alternated; values bit-identical across variants: {same}"
+    )
+    base = np.median(times["per pair, 2-way split"])
+    for name, ts in times.items():
+        med = np.median(ts)
+        print(f"  {name:32s} {med * 1e3:6.2f} ms per pair (median)  {med / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
