@@ -27,6 +27,7 @@ import torch
 from machine import cpu_name
 
 from bench.metrics import ssim
+from bench.metrics.targets import TargetFeatures
 
 CHUNK = 4  # pairs per SSIM call on the CPU (pixels.CPU_CHUNK)
 
@@ -43,9 +44,10 @@ def _targets(n_pairs: int, per_target: float) -> list[int]:
     return out[:n_pairs]
 
 
-def _score(gt: torch.Tensor, pred: torch.Tensor, tgt: list[int], cached: bool) -> torch.Tensor:
+def _score(gt: torch.Tensor, pred: torch.Tensor, tgt: list[str], cached: bool) -> torch.Tensor:
     values = []
-    last: tuple[int, list, list] | None = None
+    cache_w = TargetFeatures(ssim._w51_target)
+    cache_g = TargetFeatures(lambda x: ssim._gauss_dr_target(x, 1.5))
     spin = torch.rand(64, 256, 176)
     for i in range(0, pred.shape[0], CHUNK):
         g, p, names = gt[i : i + CHUNK], pred[i : i + CHUNK], tgt[i : i + CHUNK]
@@ -53,14 +55,7 @@ def _score(gt: torch.Tensor, pred: torch.Tensor, tgt: list[int], cached: bool) -
         if not cached:
             values += [ssim.ssim_w51(g, p), ssim.ssim_gauss_dr(g, p, 1.5)]
             continue
-        parts_w, parts_g = [], []
-        for k, name in enumerate(names):  # each target's side once (the engine: targets.TargetFeatures)
-            if last is None or last[0] != name:
-                last = (name, ssim._w51_target(g[k : k + 1]), ssim._gauss_dr_target(g[k : k + 1], 1.5))
-            parts_w.append(last[1])
-            parts_g.append(last[2])
-        tw = [torch.cat(x) for x in zip(*parts_w, strict=True)]
-        tg = [torch.cat(x) for x in zip(*parts_g, strict=True)]
+        tw, tg = cache_w(g, names), cache_g(g, names)  # each target's side once, as the engine does
         values += [ssim.ssim_w51(g, p, target=tw), ssim.ssim_gauss_dr(g, p, 1.5, target=tg)]
     return torch.cat(values)
 
@@ -72,10 +67,11 @@ def main() -> None:
     ap.add_argument("--pairs-per-target", type=float, default=8570 / 3144)
     args = ap.parse_args()
 
-    tgt = _targets(args.pairs, args.pairs_per_target)
+    tgt_index = _targets(args.pairs, args.pairs_per_target)
+    tgt = [f"target{i}" for i in tgt_index]
     g = torch.Generator().manual_seed(0)
-    images = torch.rand(max(tgt) + 1, 3, 256, 176, generator=g)
-    gt = images[tgt].contiguous()
+    images = torch.rand(max(tgt_index) + 1, 3, 256, 176, generator=g)
+    gt = images[tgt_index].contiguous()
     pred = (gt + 0.3 * torch.rand(gt.shape, generator=g)).clamp(0, 1)
 
     variants = {
@@ -100,7 +96,7 @@ def main() -> None:
     same = all(torch.equal(first.nan_to_num(-1), r.nan_to_num(-1)) for r in results.values())
     print(
         f"{cpu_name()}, torch threads {torch.get_num_threads()}; {args.pairs} pairs of 256x176 on "
-        f"{max(tgt) + 1} targets ({args.pairs / (max(tgt) + 1):.2f} per target), ssim_w51 + ssim_g15_dr, "
+        f"{max(tgt_index) + 1} targets ({args.pairs / (max(tgt_index) + 1):.2f} per target), ssim_w51 + ssim_g15_dr, "
         f"chunks of {CHUNK}, {args.rounds} rounds alternated; values bit-identical across variants: {same}"
     )
     base = np.median(times["per pair, 2-way split"])

@@ -76,7 +76,5 @@ class PixelScorer:
                 views[view] = make(gen_u8), make(gt_u8)
             g, t = views[view]
             cache = self.target_parts.get(name)
-            if cache is not None and targets is not None:
-                out[name][rows] = fn(t, g, target=cache(t, targets), **settings).cpu().numpy()
-            else:
-                out[name][rows] = fn(t, g, **settings).cpu().numpy()
+            given = {"target": cache(t, targets)} if cache is not None and targets is not None else {}
+            out[name][rows] = fn(t, g, **given, **settings).cpu().numpy()

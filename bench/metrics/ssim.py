@@ -154,6 +154,11 @@ def _window(gaussian_sigma: float | None, win_size: int | None) -> int:
     return 2 * gaussian_radius(gaussian_sigma) + 1 if gaussian_sigma is not None else int(win_size or 7)
 
 
+def _cov_norm(win: int, sample_covariance: bool) -> float:
+    """NP / (NP - 1) for the sample covariance, 1 for the population one."""
+    return win * win / (win * win - 1) if sample_covariance else 1.0
+
+
 def ssim_target_maps(
     gt: torch.Tensor,
     *,
@@ -184,9 +189,9 @@ def ssim_target_maps(
     del stack
     uxsq = torch.mul(ux, ux)
     vx = uxx.sub_(uxsq)
-    n_pix = win * win
-    if sample_covariance:  # population covariance: cov_norm 1, and x * 1.0 == x exactly
-        vx.mul_(n_pix / (n_pix - 1))
+    cov_norm = _cov_norm(win, sample_covariance)
+    if cov_norm != 1.0:  # x * 1.0 == x exactly
+        vx.mul_(cov_norm)
     return [m.reshape(b, c, *m.shape[1:]) for m in (ux, vx, uxsq)]
 
 
@@ -231,8 +236,7 @@ def ssim(
     torch.mul(x, y, out=stack[2 * bc :])
     maps = _filter_valid(stack, win, gaussian_sigma)
     del stack  # the filters wrote new buffers (owned here: the arithmetic below writes into them)
-    n_pix = win * win
-    cov_norm = n_pix / (n_pix - 1) if sample_covariance else 1.0
+    cov_norm = _cov_norm(win, sample_covariance)
     c1, c2 = _stabilisers(data_range, b, c, work, gt.device)
     ux, vx, uxsq = (m.reshape(bc, *m.shape[2:]) for m in target)
     return _ssim_from_maps(ux, vx, uxsq, maps, cov_norm, c1, c2).view(b, c).mean(dim=1).to(torch.float64)
@@ -321,8 +325,6 @@ def ssim_gauss_dr(
     pred255 = pred.to(torch.float32) * 255.0
     flat = pred255.reshape(pred255.shape[0], -1)
     dr = flat.amax(dim=1) - flat.amin(dim=1)
-    if target is None:
-        target = _gauss_dr_target(gt, sigma, dtype)
     out = ssim(
         gt255,
         pred255,
