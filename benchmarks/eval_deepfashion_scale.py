@@ -7,7 +7,8 @@ Random-weight networks in the real file formats (eval_throughput.write_random_we
 measurement runs in its own subprocess (clean timings and ru_maxrss):
 
   baseline  `python -c "import torch, bench.metrics.engine"`: the import RSS every run starts from;
-  floor     bare Inception forward passes (decoding excluded) over the same N + M images, or over
+  floor     bare Inception forward passes (decoding excluded, the engine's allocator settings:
+            bench/metrics/allocator.py) over the same N + M images, or over
             an evenly spaced sample of --floor-sample of them, scaled to N + M (stated as such);
             measured before and after the cold run (the load of a shared machine moves) in wall
             and CPU seconds; the targets use their mean, and the CPU-time ratio is also given;

@@ -1,8 +1,8 @@
 """What SSIM's target side once per target and the finer filter split save on the CPU (issue 13).
 
 On synthetic 256x176 images in [0, 1], the two SSIM variants of `cfld-256` (uniform 51, Gaussian
-1.5 with the data range of each prediction), chunks of 4 pairs as the engine scores them, each
-chunk right after a torch operation (as in the engine, where a network or a product precedes
+1.5 with the data range of each prediction), in chunks of ``pixels.CPU_CHUNK`` pairs as the engine
+scores them, each chunk right after a torch operation (as in the engine, where a network or a product precedes
 every filter call, and torch's OpenMP threads are still spinning):
 
   per pair     every pair filters its target anew (the code before: 5 maps per pair and variant);
@@ -11,6 +11,8 @@ every filter call, and torch's OpenMP threads are still spinning):
                targets (2.73 per target): --pairs-per-target;
   split        the maps of one call cut into 2 (one per thread) or into 4 per thread (the default).
 
+The process fixes glibc's malloc thresholds first, as the engine does on the CPU
+(``bench/metrics/allocator.py``; --default-allocator leaves glibc's defaults).
 The variants alternate round by round in this one process; medians per pair are printed (this shared
 machine's speed drifts, so compare within one run). Values are checked bit for bit between variants.
 
@@ -27,9 +29,9 @@ import torch
 from machine import cpu_name
 
 from bench.metrics import ssim
+from bench.metrics.allocator import keep_freed_memory
+from bench.metrics.pixels import CPU_CHUNK as CHUNK  # pairs per SSIM call, as the engine's
 from bench.metrics.targets import TargetFeatures
-
-CHUNK = 4  # pairs per SSIM call on the CPU (pixels.CPU_CHUNK)
 
 
 def _targets(n_pairs: int, per_target: float) -> list[int]:
@@ -65,7 +67,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--pairs", type=int, default=48)
     ap.add_argument("--pairs-per-target", type=float, default=8570 / 3144)
+    ap.add_argument(
+        "--default-allocator", action="store_true", help="leave glibc's malloc thresholds as they are"
+    )
     args = ap.parse_args()
+    allocator = "glibc defaults" if args.default_allocator else f"fixed thresholds: {keep_freed_memory()}"
 
     tgt_index = _targets(args.pairs, args.pairs_per_target)
     tgt = [f"target{i}" for i in tgt_index]
@@ -97,7 +103,7 @@ def main() -> None:
     print(
         f"{cpu_name()}, torch threads {torch.get_num_threads()}; {args.pairs} pairs of 256x176 on "
         f"{max(tgt_index) + 1} targets ({args.pairs / (max(tgt_index) + 1):.2f} per target), ssim_w51 + ssim_g15_dr, "
-        f"chunks of {CHUNK}, {args.rounds} rounds alternated; values bit-identical across variants: {same}"
+        f"chunks of {CHUNK}, {args.rounds} rounds alternated, allocator {allocator}; values bit-identical across variants: {same}"
     )
     base = np.median(times["per pair, 2-way split"])
     for name, ts in times.items():

@@ -113,7 +113,6 @@ def score_pairs(
                 per_image[name][rows] = nets.lpips[net](a, c, gt_features=gt_features).cpu().numpy()
             del a, c
         del gen_m
-        pixels.score(gen_u8, gt_u8, per_image, rows, tgts)
 
     pos = 0
     step = chunk_size(nets.device, NET_CHUNK, opts.batch_size)
@@ -121,12 +120,15 @@ def score_pairs(
     with exact_arithmetic():
         for batch in progress(it, -(-n // opts.batch_size), f"evaluate {protocol.name}", opts.progress):
             batch = to_device(batch, nets.device)
+            rows = order[pos : pos + batch[0].shape[0]]
+            pos += rows.shape[0]
             # Sub-chunks of NET_CHUNK pairs on the CPU: the float views and network activations of a
             # whole batch would dominate peak RSS; every value is per image (feature sums are order-free).
-            for j in range(0, batch[0].shape[0], step):
-                chunk = tuple(_rows(t, j, step) for t in batch)
-                score_chunk(chunk, order[pos : pos + chunk[0].shape[0]])
-                pos += chunk[0].shape[0]
+            for j in range(0, rows.shape[0], step):
+                score_chunk(tuple(_rows(t, j, step) for t in batch), rows[j : j + step])
+            # The pixel metrics over the whole batch, in their own chunks (pixels.CPU_CHUNK): fewer,
+            # larger filter calls than per network chunk.
+            pixels.score(batch[0], batch[1], per_image, rows, [present[i][2] for i in rows])
             del batch
     return per_image, running
 
