@@ -8,7 +8,7 @@ measurement runs in its own subprocess (clean timings and ru_maxrss):
 
   baseline  `python -c "import torch, bench.metrics.engine"`: the import RSS every run starts from;
   floor     bare Inception forward passes (decoding excluded, the engine's allocator settings:
-            bench/metrics/allocator.py) over the same N + M images, or over
+            bench/memory.py) over the same N + M images, or over
             an evenly spaced sample of --floor-sample of them, scaled to N + M (stated as such);
             measured before and after the cold run (the load of a shared machine moves) in wall
             and CPU seconds; the targets use their mean, and the CPU-time ratio is also given;
@@ -88,35 +88,47 @@ BASELINE_CODE = "import torch, bench.metrics.engine, bench.cli.main; print('{}')
 
 def _watch(cmd: list[str], env: dict[str, str], log: Path, samples: Path) -> tuple[float, float, float]:
     """Run ``cmd`` with stderr to ``log``; every 20 s append its VmHWM and last progress line to ``samples``.
-    Returns (wall seconds, peak RSS MB, CPU seconds user + system)."""
+    Returns (wall seconds, peak RSS MB, CPU seconds user + system).
+
+    The wall time ends when the child exits (a blocking wait4; a thread takes the samples): a loop
+    that slept 20 s between polls added up to 20 s after the exit (the cold runs before 2026-12-02's
+    fifth session carry that error: up to 20 s on ~1,000)."""
     import subprocess
+    import threading
 
     t0 = time.perf_counter()
     with open(log, "w") as err, open(samples, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
-        while True:
-            try:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid:
-                break
-            time.sleep(20)
-            try:
-                hwm = next(
-                    int(line.split()[1]) / 1024
-                    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                    if line.startswith("VmHWM")
-                )
-            except (OSError, StopIteration):
-                continue
-            tail = log.read_text(errors="replace").replace("\r", "\n").strip().splitlines()[-1:] or [""]
-            rec = {"t": round(time.perf_counter() - t0), "vmhwm_mb": round(hwm), "progress": tail[0][-120:]}
-            out.write(json.dumps(rec) + "\n")
-            out.flush()
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(20):
+                try:
+                    hwm = next(
+                        int(line.split()[1]) / 1024
+                        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                        if line.startswith("VmHWM")
+                    )
+                except (OSError, StopIteration):
+                    continue
+                tail = log.read_text(errors="replace").replace("\r", "\n").strip().splitlines()[-1:] or [""]
+                rec = {
+                    "t": round(time.perf_counter() - t0),
+                    "vmhwm_mb": round(hwm),
+                    "progress": tail[0][-120:],
+                }
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        done.set()
+        sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}; see {log}")
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001

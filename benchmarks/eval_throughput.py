@@ -6,7 +6,7 @@ TORCH_HOME), then measures, each in its own subprocess so timings and peak RSS a
 
   floor   bare Inception forward passes (channels_last, fp32, batch 32) over the same N + M
           images, decoding excluded, for every FID extractor of the protocol, under the same
-          allocator settings as the engine (bench/metrics/allocator.py: they speed Inception too);
+          allocator settings as the engine (bench/memory.py: they speed Inception too);
   cold    `pgpis evaluate` with an empty reference-statistics cache: every image, every metric
           of the protocol, wall clock of the whole command;
   warm    the same command again, statistics cached (time should scale with N only);
@@ -128,7 +128,7 @@ import json, sys, time, torch, numpy as np
 from pathlib import Path
 from PIL import Image
 from bench.metrics import weights
-from bench.metrics.allocator import keep_freed_memory
+from bench.memory import keep_freed_memory
 from bench.metrics.extractors import EXTRACTORS, build
 keep_freed_memory()  # as the engine does on the CPU: the floor is measured under the same allocator
 files = [Path(p) for p in json.loads(Path(sys.argv[1]).read_text())]

@@ -12,7 +12,7 @@ every filter call, and torch's OpenMP threads are still spinning):
   split        the maps of one call cut into 2 (one per thread) or into 4 per thread (the default).
 
 The process fixes glibc's malloc thresholds first, as the engine does on the CPU
-(``bench/metrics/allocator.py``; --default-allocator leaves glibc's defaults).
+(``bench/memory.py``; --default-allocator leaves glibc's defaults).
 The variants alternate round by round in this one process; medians per pair are printed (this shared
 machine's speed drifts, so compare within one run). Values are checked bit for bit between variants.
 
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from machine import cpu_name
 
+from bench.memory import keep_freed_memory
 from bench.metrics import ssim
-from bench.metrics.allocator import keep_freed_memory
 from bench.metrics.pixels import CPU_CHUNK as CHUNK  # pairs per SSIM call, as the engine's
 from bench.metrics.targets import TargetFeatures
 

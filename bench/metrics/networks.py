@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from bench.errors import MissingWeightError
+from bench.memory import keep_freed_memory
 from bench.metrics import extractors, registry, weights
-from bench.metrics.allocator import keep_freed_memory
 from bench.metrics.device import resolve_device
 from bench.metrics.lpips_metric import BACKBONE_WEIGHT, Lpips, head_path
 from bench.metrics.options import EvalOptions
@@ -73,7 +73,7 @@ def load_networks(protocol: Protocol, opts: EvalOptions, extractors: Sequence[st
     metrics that need it unavailable (or raises if strict)."""
     nets = Networks(device=resolve_device(opts.device))
     if nets.device.type == "cpu":
-        keep_freed_memory()  # the activations' buffers are reused instead of re-faulted (allocator.py)
+        keep_freed_memory()  # the activations' buffers are reused instead of re-faulted (bench/memory.py)
     scored = [s for s in protocol.scored_metrics() if extractors is None or s.metric.extractor in extractors]
     users: dict[str, list[str]] = {}
     for s in scored:

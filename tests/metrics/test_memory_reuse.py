@@ -1,4 +1,4 @@
-"""The CPU scoring process keeps freed memory for reuse (bench/metrics/allocator.py)."""
+"""The CPU scoring process keeps freed memory for reuse (bench/memory.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 ROUNDS = r"""
 import resource, sys
 import numpy as np
-from bench.metrics.allocator import keep_freed_memory
+from bench.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def work():
