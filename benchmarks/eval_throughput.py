@@ -148,6 +148,13 @@ print(json.dumps({"floor_seconds": total, "floor_cpu_seconds": cpu, "images": le
 """
 
 
+def child_env(work: Path) -> dict[str, str]:
+    """The environment of each measured subprocess: the synthetic weights, this checkout first on the
+    import path (what PYTHONPATH held stays after it: a device machine's carried packages), no bars."""
+    path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": path, "TQDM_DISABLE": "1"}
+
+
 def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str, float]:
     """(wall seconds, peak RSS MB, stdout, CPU seconds user + system); rusage of exactly this child
     via os.wait4."""
@@ -243,7 +250,7 @@ def main() -> None:
 
         work = args.workdir or Path(tempfile.mkdtemp(prefix="pgpis-df-scale-"))
         work.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+        env = child_env(work)
         run_scale(args, work, env)
         return
     from bench.cli.evaluate import parse_metrics
@@ -252,7 +259,7 @@ def main() -> None:
     protocol = get_protocol(args.protocol).with_options(extra_metrics=parse_metrics(args.metrics))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pgpis-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TORCH_HOME": str(work / "torch"), "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    env = child_env(work)
     small_size = (
         tuple(int(v) for v in args.small.split("+")) if args.small else (args.pairs // 2, args.refs // 2)
     )

@@ -47,3 +47,17 @@ def test_build_writes_every_image_once(tmp_path: Path, monkeypatch: pytest.Monke
     stamps = {f: f.stat().st_mtime_ns for f in files}
     scale.build(tmp_path / "work", pairs, train, n_refs=4, n_small=2)
     assert {f: f.stat().st_mtime_ns for f in files} == stamps
+
+
+def test_measured_processes_keep_the_callers_import_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gpu_checks.sh puts the carried wheels on PYTHONPATH; the benchmark's children must still see them
+    monkeypatch.syspath_prepend(str(_DIR))
+    throughput = importlib.import_module("eval_throughput")
+    monkeypatch.setenv("PYTHONPATH", "/tmp/gpu_site")
+    env = throughput.child_env(tmp_path)
+    assert env["PYTHONPATH"].split(":") == [str(throughput.REPO), "/tmp/gpu_site"]
+    assert env["TORCH_HOME"] == str(tmp_path / "torch")
+    monkeypatch.delenv("PYTHONPATH")
+    assert throughput.child_env(tmp_path)["PYTHONPATH"] == str(throughput.REPO)
