@@ -48,7 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_compute_arguments(p, "the FID extractors run", DEVICE_HELP)
     p.add_argument("--cache-dir", type=Path, default=None, help="statistics cache folder")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write cached statistics")
-    p.add_argument("--strict", action="store_true", help="fail if a metric is unavailable")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if any metric is unavailable (without it: if none could be computed)",
+    )
     p.add_argument(
         "--allow-unverified-weights",
         action="store_true",
@@ -60,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.errors import DataError
     from bench.io import check_outputs_writable
     from bench.metrics.device import resolve_device
     from bench.metrics.engine import EvalOptions
@@ -80,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     record = score_sets(get_protocol(args.protocol), args.images, args.reference, opts)
+    if not record["metrics"]:
+        # Nothing was measured (every metric needs a network weight): a results file and a zero exit
+        # would let a script carry on as if it had a FID.
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in record["unavailable"].items())
+        raise DataError(f"no metric of {record['protocol']} could be computed, nothing written: {reasons}")
     if args.out is not None:
         write_outputs(record, [], args.out, None)
     print(f"protocol {record['protocol']}: {record['num_images']} images vs {record['reference']}")

@@ -145,3 +145,17 @@ def test_fid_between_folders_and_against_cached_statistics(
     assert main([*base, "--reference", str(tmp_path / "plain.npz")]) == 0
     assert "fid_incv3tv_npz" in capsys.readouterr().out
     assert main([*base, "--reference", str(tmp_path / "nowhere")]) == 2
+
+
+def test_fid_with_no_computable_metric_fails_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no weights in this test's TORCH_HOME: every FID extractor is missing
+    root = write_root(tmp_path / "data")
+    write_generated(tmp_path / "gen", root, (256, 176))
+    out = tmp_path / "fid.json"
+    args = ["fid", "--images", str(tmp_path / "gen"), "--reference", str(root / "train_highres")]
+    code = main([*args, "--protocol", "cfld-256", "--no-progress", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0 and not out.exists()
+    assert "no metric of cfld-256 could be computed" in err and "pgpis fetch-weights" in err
