@@ -24,8 +24,9 @@ if [ ! -x "$py" ]; then
 fi
 mkdir -p .gpu/wheels .gpu/splits
 cp "$splits/fasion-resize-pairs-test.csv" "$splits/train.lst" .gpu/splits/
-# Not in the device image: the reference metric packages and jsonschema (with its own dependencies).
-packages="pytorch-fid lpips torch-fidelity prdc jsonschema jsonschema-specifications referencing rpds-py"
+# Not in the device image: the reference metric packages and jsonschema with its dependencies (attrs is
+# there, carried anyway: a few kB, and the run does not depend on which version the image holds).
+packages="pytorch-fid lpips torch-fidelity prdc jsonschema jsonschema-specifications referencing rpds-py attrs"
 for pkg in $packages; do
   ver=$("$py" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$pkg")
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
