@@ -238,6 +238,7 @@ def run(args, work: Path, env: dict[str, str]) -> None:  # noqa: ANN001
         load0 = os.getloadavg()[0]
         cmd = evaluate_cmd(protocol.name, root, sets["gen"], cache, work / f"{label}.json", None)
         cmd = [c for c in cmd if c != "--no-progress"] + ["--device", args.device]
+        cmd += ["--workers", str(args.workers)] if args.workers is not None else []
         cmd += ["--allow-missing"] if label == "small" else []  # the folder holds all 8,570 images
         env_progress = {k: v for k, v in env.items() if k != "TQDM_DISABLE"}
         wall, rss, cpu = _watch(cmd, env_progress, work / f"{label}.log", work / f"{label}_rss.jsonl")

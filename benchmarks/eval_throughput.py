@@ -243,6 +243,12 @@ def main() -> None:
         help="--deepfashion-scale: time the floor on this many evenly spaced images and scale (0: all)",
     )
     ap.add_argument("--device", default="auto", help="--deepfashion-scale: evaluate --device")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="--deepfashion-scale: evaluate --workers (default: evaluate's; on a GPU give ~the cores)",
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     if args.deepfashion_scale:

@@ -9,7 +9,8 @@
 # Then:       device run(command="bash benchmarks/gpu_checks.sh", carry=[".gpu"], timeout_s=600)
 # Everything goes to $OUT (else ./gpu_out): env.txt, tests.log, bench.log, bench.json.
 # Settings (environment): DEVICE (cuda), REFS (48674), SMALL (1000: the second, RSS size),
-# FLOOR (64: images the CPU Inception floor is timed on), PAIRS_FILE / TRAIN_LIST (.gpu/splits/...),
+# FLOOR (64: images the CPU Inception floor is timed on), WORKERS (decode threads: the cores less 2),
+# PAIRS_FILE / TRAIN_LIST (.gpu/splits/...),
 # TEST_TIMEOUT (150 s), BENCH_TIMEOUT (400 s). A dry run here: PYTHON=.venv/bin/python NO_WHEELS=1 DEVICE=cpu
 # REFS=100 SMALL=20 FLOOR=16 PAIRS_FILE=<the first 200 lines of the pairs file> (the wheels are for Python 3.12).
 set -uo pipefail
@@ -38,6 +39,7 @@ timeout "${BENCH_TIMEOUT:-400}" "$py" benchmarks/eval_throughput.py --deepfashio
   --refs "${REFS:-48674}" --small-pairs "${SMALL:-1000}" --floor-sample "${FLOOR:-64}" \
   --pairs-file "${PAIRS_FILE:-.gpu/splits/fasion-resize-pairs-test.csv}" \
   --train-list "${TRAIN_LIST:-.gpu/splits/train.lst}" --device "${DEVICE:-cuda}" --protocol cfld-256 \
+  --workers "${WORKERS:-$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))}" \
   --workdir /tmp/gpu_deepfashion_scale --json "$out/bench.json" 2>&1 | tee "$out/bench.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit "$status"
