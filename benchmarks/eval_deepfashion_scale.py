@@ -39,6 +39,8 @@ FULL_REFERENCE = 48674
 
 def build(work: Path, pairs_file: Path, train_list: Path, n_refs: int, n_small: int) -> dict[str, Path]:
     """Dataset roots for N (all pairs) and N_small, sharing images; generated folders for both."""
+    from eval_throughput import write_images
+
     from bench.data.deepfashion import pair_id, read_list, read_pairs
 
     pairs = read_pairs(pairs_file)
@@ -57,7 +59,7 @@ def build(work: Path, pairs_file: Path, train_list: Path, n_refs: int, n_small: 
     todo += [gen / f"{pair_id(src, tgt)}.png" for src, tgt in pairs]
     for folder in {f.parent for f in todo}:
         folder.mkdir(parents=True, exist_ok=True)
-    _write_images([f for f in todo if not f.exists()])
+    write_images([f for f in todo if not f.exists()])
     for split, names in (("train", train), ("test", test_names)):
         (root / f"{split}.lst").write_text("".join(n + "\n" for n in names))
         (root / f"fasion-resize-annotation-{split}.csv").write_text(
@@ -76,39 +78,6 @@ def build(work: Path, pairs_file: Path, train_list: Path, n_refs: int, n_small: 
     lines = pairs_file.read_text().splitlines()
     (small / "fasion-resize-pairs-test.csv").write_text("\n".join(lines[: n_small + 1]) + "\n")
     return {"root": root, "root_small": small, "gen": gen}
-
-
-IMAGES_PER_TASK = 500
-
-
-def _write_chunk(job: tuple[int, list[Path]]) -> None:
-    from eval_throughput import SIZE, _smooth
-    from PIL import Image
-
-    index, files = job
-    rng = np.random.default_rng([0, index])  # per chunk: the same pixels whatever the number of processes
-    for f in files:
-        part = f.with_name(f.name + ".part")  # renamed when complete: a rerun never takes a torn file
-        img = Image.fromarray(_smooth(rng, SIZE))
-        if f.suffix == ".jpg":
-            img.save(part, format="JPEG", quality=90)
-        else:
-            img.save(part, format="PNG")
-        os.replace(part, f)
-
-
-def _write_images(files: list[Path]) -> None:
-    """Smooth random 256x176 images (JPEG or PNG by suffix), in parallel processes: a PNG takes ~11 ms to
-    compress here, and the full reference set plus the pairs are ~60,000 images."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    jobs = list(enumerate(files[i : i + IMAGES_PER_TASK] for i in range(0, len(files), IMAGES_PER_TASK)))
-    if len(jobs) <= 1:
-        for job in jobs:
-            _write_chunk(job)
-        return
-    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        list(pool.map(_write_chunk, jobs))
 
 
 BASELINE_CODE = "import torch, bench.metrics.engine, bench.cli.main; print('{}')"

@@ -17,7 +17,9 @@ NAMES = [f"fashionWOMENDressesid{i:08d}01_{k}.jpg" for i in range(3) for k in ("
 def test_build_writes_every_image_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(_DIR))  # the benchmark imports its siblings by name (so do its workers)
     scale = importlib.import_module("eval_deepfashion_scale")
-    monkeypatch.setattr(scale, "IMAGES_PER_TASK", 3)  # several tasks: the process pool is used
+    monkeypatch.setattr(
+        importlib.import_module("eval_throughput"), "IMAGES_PER_TASK", 3
+    )  # several tasks: a pool
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(
         "from,to\n"
